@@ -33,14 +33,39 @@ def read_split(data_dir, split):
 
 def write_split(data_dir, split, ids):
     """Write one split's ids; returns its entry for meta.json (token count and sha256)."""
-    ids = np.asarray(ids)
-    if ids.size and int(ids.max()) > np.iinfo(DTYPE).max:
-        raise ValueError(f"token id {int(ids.max())} does not fit {np.dtype(DTYPE).name}")
-    path = shard_path(data_dir, split)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = ids.astype(DTYPE).tobytes()
-    path.write_bytes(data)
-    return {"tokens": int(ids.size), "sha256": hashlib.sha256(data).hexdigest()}
+    with ShardWriter(data_dir, split) as writer:
+        writer.write(ids)
+    return writer.entry
+
+
+class ShardWriter:
+    """Streams one split's ids to disk in pieces; .entry is its meta.json entry once closed."""
+
+    def __init__(self, data_dir, split):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.path = shard_path(data_dir, split)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "wb")
+        self.digest = hashlib.sha256()
+        self.tokens = 0
+        self.entry = None
+
+    def write(self, ids):
+        ids = np.asarray(ids)
+        if ids.size and (int(ids.max()) > np.iinfo(DTYPE).max or int(ids.min()) < 0):
+            raise ValueError(f"token ids must fit {np.dtype(DTYPE).name}, got {int(ids.min())}..{int(ids.max())}")
+        data = ids.astype(DTYPE).tobytes()
+        self.file.write(data)
+        self.digest.update(data)
+        self.tokens += ids.size
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+        self.entry = {"tokens": int(self.tokens), "sha256": self.digest.hexdigest()}
 
 
 def file_sha256(path):

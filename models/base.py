@@ -1,0 +1,79 @@
+"""What every language model of the study shares: counting, FLOPs, the optimizer and sampling."""
+
+import inspect
+from contextlib import contextmanager
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.sampling import sample_next
+
+
+@contextmanager
+def eval_mode(model):
+    """Eval mode for the duration, then back to whatever mode the model was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def next_token_loss(logits, targets):
+    """Mean natural-log cross-entropy per token; targets of -1 are ignored."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+
+
+class LanguageModel(nn.Module):
+    """Subclasses set `arch`, build `config`, and say which parameters are vocabulary tables."""
+
+    arch = None
+
+    def __init__(self, config, size=None):
+        super().__init__()
+        self.config = config
+        self.size = size
+
+    def lookup_tables(self):
+        """Parameters read by index (token and position embeddings): no FLOPs."""
+        raise NotImplementedError
+
+    def vocabulary_parameters(self):
+        """Parameters excluded by num_params(non_embedding=True): lookup tables and the output head."""
+        raise NotImplementedError
+
+    def attention_flops_per_token(self):
+        return 0
+
+    def num_params(self, non_embedding=False):
+        total = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            total -= sum(p.numel() for p in self.vocabulary_parameters())
+        return total
+
+    def flops_per_token(self):
+        """Training FLOPs per token (forward + backward): 6 per matmul weight, plus attention."""
+        matmul_params = self.num_params() - sum(p.numel() for p in self.lookup_tables())
+        return 6 * matmul_params + self.attention_flops_per_token()
+
+    def configure_optimizer(self, learning_rate, betas, weight_decay, device_type):
+        """AdamW with weight decay on matrices only (not biases or norms); fused on cuda."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=tuple(betas), fused=fused)
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None):
+        """Extend idx (B, T) by max_new_tokens sampled tokens; the context is cropped to block_size."""
+        with eval_mode(self):
+            for _ in range(max_new_tokens):
+                logits, _ = self(idx[:, -self.config.block_size:])
+                next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p)
+                idx = torch.cat((idx, next_id), dim=1)
+        return idx

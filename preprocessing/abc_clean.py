@@ -1,0 +1,110 @@
+"""Clean and normalise midi2abc output into one canonical ABC tune, or say why it is rejected.
+
+Kept: X (always X:1), M, L, Q, K in the header and the V structure of the body (voices renumbered
+V:1..n). Dropped: comments and %% directives (%%MIDI program/channel), lyrics (w:, W:), titles and
+every other field (T: is "from <file name>"), midi2abc's chatter, trailing blanks and continuations.
+Drum voices (MIDI channel 10) are dropped: their "pitches" name percussion instruments, not notes,
+so as ABC notes they would teach the model false melodies and harmonies.
+"""
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from preprocessing.abc_tokens import tokenize_with_kinds
+
+HEADER_FIELDS = ("M", "L", "Q", "K")
+BODY_FIELDS = ("M", "L", "Q", "K")
+FIELD_LINE = re.compile(r"^([A-Za-z]):(.*)$")
+DRUM_CHANNEL = re.compile(r"^%%MIDI\s+channel\s+10\s*$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    min_notes: int = 16
+    min_bars: int = 4
+    max_notes: int = 100_000
+    max_bars: int = 5_000
+
+
+@dataclass(frozen=True)
+class Tune:
+    abc: str
+    md5: str
+    notes: int
+    bars: int
+    voices: int
+    tokens: int
+
+
+def clean_abc(raw, limits=Limits()):
+    """Returns (Tune, None) for a kept tune or (None, reason)."""
+    lines = raw.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("X:")), None)
+    if start is None:
+        return None, "no_tune"
+    header, sections = split_voices(lines[start:])
+    key_seen = any(line.startswith("K:") for line in header)
+    if not key_seen:
+        return None, "no_key"
+    voices = [(body, token_kinds(body)) for body, is_drum in sections if not is_drum]
+    voices = [(body, kinds) for body, kinds in voices if kinds["note"]]
+    if not voices:
+        return None, "drums_only" if any(is_drum for _, is_drum in sections) else "no_notes"
+    text = render(header, [body for body, _ in voices])
+    notes = sum(kinds["note"] for _, kinds in voices)
+    bars = max(kinds["bar"] for _, kinds in voices)
+    if notes < limits.min_notes or bars < limits.min_bars:
+        return None, "too_short"
+    if notes > limits.max_notes or bars > limits.max_bars:
+        return None, "too_long"
+    tokens = 2 * (len(header) + 1) + sum(2 + kinds.total() for _, kinds in voices)
+    return Tune(text, hashlib.md5(text.encode()).hexdigest(), notes, bars, len(voices), tokens), None
+
+
+def split_voices(lines):
+    """Header field lines and, per voice, (body text, is_drum). Text before any V: is voice 1."""
+    header, sections, body, is_drum = [], [], [], False
+    in_header = True
+    for line in lines:
+        if DRUM_CHANNEL.match(line.strip()):
+            is_drum = True
+        field = FIELD_LINE.match(line)
+        if in_header:
+            if field and field.group(1) in HEADER_FIELDS:
+                header.append(normal_field(field))
+            in_header = not (field and field.group(1) == "K")
+            continue
+        if field and field.group(1) == "V":
+            if body or sections or is_drum:
+                sections.append(("".join(body), is_drum))
+            body, is_drum = [], False
+            continue
+        if field and field.group(1) not in BODY_FIELDS:
+            continue  # lyrics, titles, notes
+        line = strip_comment(line)
+        if line:
+            body.append((normal_field(field) if field else line) + "\n")
+    sections.append(("".join(body), is_drum))
+    return header, sections
+
+
+def normal_field(field):
+    return f"{field.group(1)}:{strip_comment(field.group(2)).strip()}"
+
+
+def strip_comment(line):
+    return line.split("%", 1)[0].rstrip().removesuffix("\\").rstrip()
+
+
+def render(header, voices):
+    lines = ["X:1"] + header
+    text = "\n".join(lines) + "\n"
+    for number, body in enumerate(voices, 1):
+        text += f"V:{number}\n{body}"
+    return text
+
+
+def token_kinds(text):
+    return Counter(kind for _, kind in tokenize_with_kinds(text))

@@ -1,0 +1,109 @@
+"""The two abcMIDI binaries that the symusic wheel ships, run without a shell and with a timeout.
+
+midi2abc turns MIDI into ABC (the pipeline's conversion); abc2midi renders ABC to MIDI (the bundled
+corpus, the sweep's samples and the validity checks of analysis). Both write files next to their
+input, so every call here works inside a scratch folder of its own.
+"""
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import symusic
+
+BIN_DIR = Path(symusic.__file__).resolve().parent / "bin"
+
+# Key guessing (-gk) spells notes in a key even when the MIDI file has no key signature (most of
+# Lakh), so fewer accidentals and tokens; anacrusis guessing (-ga) puts bar lines where the fewest
+# notes are tied across them; four bars per line without continuations (-bpl 4 -bps 4) avoids a
+# "\" + newline token every bar; lyrics (-noly) are dropped by the cleaner anyway. -splitvoices is
+# left out: on POP909 it tripled abc2midi's errors on the output and added 20% characters.
+MIDI2ABC_FLAGS = ("-gk", "-ga", "-bpl", "4", "-bps", "4", "-noly")
+
+TUNE_START = re.compile(r"^X:", re.MULTILINE)
+
+
+def midi2abc_path():
+    return BIN_DIR / "midi2abc"
+
+
+def abc2midi_path():
+    return BIN_DIR / "abc2midi"
+
+
+def midi_to_abc(midi_path, flags=MIDI2ABC_FLAGS, timeout=10.0):
+    """Convert one MIDI file; returns (abc_text, None) or (None, reason) with a short reason code."""
+    midi_path = str(Path(midi_path).resolve())  # absolute, so a name starting with "-" is no option
+    try:
+        done = subprocess.run([str(midi2abc_path()), "-f", midi_path, *flags],
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, "timeout"
+    message = done.stderr.decode("latin-1")
+    if done.returncode != 0:
+        return None, failure_reason(message)
+    return done.stdout.decode("latin-1"), None
+
+
+def failure_reason(message):
+    if "no notes" in message:
+        return "no_notes"
+    if "expecting MThd" in message:
+        return "not_midi"
+    return "parse_error"
+
+
+def split_tunes(book_text):
+    """The tunes of an ABC file or tune book: each from its X: line to the next blank line or X:."""
+    starts = [m.start() for m in TUNE_START.finditer(book_text)]
+    tunes = []
+    for start, end in zip(starts, starts[1:] + [len(book_text)]):
+        tune = re.split(r"\n[ \t]*\n", book_text[start:end], maxsplit=1)[0].strip()
+        tunes.append(tune + "\n")
+    return tunes
+
+
+def render_tunes(tunes, scratch_dir, timeout=60.0):
+    """Render ABC tunes to MIDI with one abc2midi call; returns one MIDI path (or None) per tune.
+
+    The tunes are written renumbered X:1..n into one file in scratch_dir, so abc2midi's output
+    names (<stem><X>.mid) map back to the tunes.
+    """
+    scratch_dir = Path(scratch_dir)
+    renumbered = [re.sub(r"^X:[^\n]*", f"X:{i}", tune, count=1) for i, tune in enumerate(tunes, 1)]
+    book = scratch_dir / "book.abc"
+    book.write_text("\n".join(renumbered), encoding="latin-1", errors="replace")
+    try:
+        subprocess.run([str(abc2midi_path()), book.name], cwd=scratch_dir, capture_output=True,
+                       timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass  # whatever it wrote before the timeout is used; the rest count as failed renders
+    paths = [scratch_dir / f"book{i}.mid" for i in range(1, len(tunes) + 1)]
+    return [path if path.exists() and path.stat().st_size > 0 else None for path in paths]
+
+
+def abc_to_midi(abc_text, midi_path, timeout=10):
+    """Render one ABC tune to midi_path; ok means a MIDI file with notes was written."""
+    with tempfile.TemporaryDirectory(prefix="abc2midi-") as scratch:
+        source = Path(scratch) / "tune.abc"
+        source.write_text(abc_text, encoding="latin-1", errors="replace")
+        try:
+            done = subprocess.run([str(abc2midi_path()), source.name, "-o", "tune.mid"],
+                                  cwd=scratch, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False, f"abc2midi timed out after {timeout} s"
+        message = done.stdout.decode("latin-1") + done.stderr.decode("latin-1")
+        rendered = Path(scratch) / "tune.mid"
+        if not rendered.exists():
+            return False, message.strip() or "abc2midi wrote no MIDI file"
+        try:
+            notes = sum(len(track.notes) for track in symusic.Score(str(rendered)).tracks)
+        except Exception as error:  # symusic raises plain RuntimeError/ValueError on bad MIDI
+            return False, f"unreadable MIDI: {error}"
+        if notes == 0:
+            return False, "MIDI file has no notes"
+        Path(midi_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(midi_path).write_bytes(rendered.read_bytes())
+        errors = [line for line in message.splitlines() if line.startswith("Error")]
+        return True, "; ".join(errors) or "ok"

@@ -1,0 +1,132 @@
+"""Turn --input arguments into an explicit, sorted list of work items (no dataset metadata scans).
+
+An item is one MIDI file ({"kind": "midi", "location": path or URI}) or one ABC tune
+({"kind": "abc", "text": the tune}); "source" names it in the manifest. ABC files and tune books are
+split into tunes here, in the driver, so every tune gets its own manifest row.
+"""
+
+import glob
+import os
+from pathlib import Path
+
+import pyarrow.fs
+
+from preprocessing.abc_tools import split_tunes
+
+MIDI_SUFFIXES = (".mid", ".midi")
+ABC_SUFFIX = ".abc"
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+MUSIC21 = "music21"
+
+
+def resolve_inputs(inputs):
+    """All items of all inputs, sorted by source, each source once; raises naming a missing input."""
+    if not inputs:
+        raise ValueError("--input: give at least one input")
+    items = {}
+    for spec in inputs:
+        for item in items_of(str(spec)):
+            items.setdefault(item["source"], item)
+    return [items[source] for source in sorted(items)]
+
+
+def items_of(spec):
+    if spec == MUSIC21:
+        return music21_items()
+    if "://" in spec:
+        return remote_items(spec)
+    path = Path(spec)
+    if path.is_dir():
+        return [midi_item(p) for p in walk_midi(path)]
+    if path.is_file():
+        return file_items(path)
+    matches = sorted(glob.glob(spec, recursive=True))
+    if matches:
+        return [item for match in matches if Path(match).is_file() for item in file_items(Path(match))]
+    raise ValueError(f"--input {spec}: no such file, folder or matching glob")
+
+
+def file_items(path):
+    suffix = path.suffix.lower()
+    if suffix == ABC_SUFFIX:
+        return abc_items(str(path.resolve()), path.read_text(encoding="latin-1"))
+    if suffix in LIST_SUFFIXES:
+        return listed_items(path)
+    return [midi_item(path)]  # anything else is offered to midi2abc; non-MIDI gets a manifest record
+
+
+def listed_items(list_path):
+    items = []
+    for line in list_path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            entry = line if "://" in line or os.path.isabs(line) else str(list_path.parent / line)
+            items.extend(items_of(entry))
+    return items
+
+
+def walk_midi(folder):
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name.lower().endswith(MIDI_SUFFIXES):
+                yield Path(root) / name
+
+
+def midi_item(path):
+    location = str(Path(path).resolve())
+    return {"source": location, "kind": "midi", "location": location, "text": ""}
+
+
+def abc_items(source, book_text):
+    """One item per tune of an ABC file; a file with no tune still gets one (rejected) item."""
+    tunes = split_tunes(book_text)
+    if not tunes:
+        return [{"source": source, "kind": "abc", "location": source, "text": ""}]
+    return [{"source": f"{source}#{i}", "kind": "abc", "location": source, "text": tune}
+            for i, tune in enumerate(tunes, 1)]
+
+
+def music21_items():
+    """The ABC tunes bundled in music21's corpus, named music21/<book>#<n>."""
+    import music21
+
+    corpus = Path(music21.__file__).resolve().parent / "corpus"
+    items = []
+    for book in sorted(corpus.rglob("*")):
+        if book.suffix.lower() == ABC_SUFFIX and book.is_file():
+            name = f"{MUSIC21}/{book.relative_to(corpus).as_posix()}"
+            items.extend(abc_items(name, book.read_text(encoding="latin-1")))
+    return items
+
+
+def remote_items(uri):
+    """s3:// or gs:// (anything pyarrow.fs knows): a single file or a folder searched recursively."""
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
+    scheme = uri.split("://", 1)[0]
+    info = filesystem.get_file_info(path)
+    if info.type == pyarrow.fs.FileType.NotFound:
+        raise ValueError(f"--input {uri}: not found")
+    if info.type == pyarrow.fs.FileType.Directory:
+        infos = filesystem.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))
+        paths = [i.path for i in infos if i.type == pyarrow.fs.FileType.File
+                 and i.path.lower().endswith(MIDI_SUFFIXES)]
+    else:
+        paths = [path]
+    items = []
+    for p in paths:
+        location = f"{scheme}://{p}"
+        if p.lower().endswith(ABC_SUFFIX):
+            with filesystem.open_input_stream(p) as stream:
+                items.extend(abc_items(location, stream.read().decode("latin-1")))
+        else:
+            items.append({"source": location, "kind": "midi", "location": location, "text": ""})
+    return items
+
+
+def read_bytes(location):
+    """The bytes of a local path or a pyarrow-filesystem URI."""
+    if "://" in location:
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(location)
+        with filesystem.open_input_stream(path) as stream:
+            return stream.read()
+    return Path(location).read_bytes()
