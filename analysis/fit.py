@@ -4,13 +4,14 @@ The fit runs in log space (residual = log L - log prediction) with a Huber loss,
 bad trial pulls the curve less than under least squares. N is divided by its geometric mean
 before fitting, which keeps the three parameters on similar scales for the optimiser.
 Intervals come from a residual bootstrap: resample the log-space residuals of the fit, add
-them to the fitted curve, refit, and take percentiles of the refitted parameters.
+them to the fitted curve, refit, and take percentiles of the refitted parameters. All refits (and the
+several starting points of the main fit) go through one batched solver, so 1,000 bootstrap fits take a
+fraction of a second.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
 
 PARAM_NAMES = ("a", "alpha", "c")
 MIN_POINTS = 3
@@ -52,7 +53,7 @@ class PowerLawFit:
     def to_dict(self):
         return {
             "a": self.a, "alpha": self.alpha, "c": self.c,
-            "ci": {name: list(bounds) for name, bounds in self.ci.items()},
+            "ci": {name: [None if np.isnan(v) else v for v in bounds] for name, bounds in self.ci.items()},
             "level": self.level,
             "n_points": int(len(self.n)),
             "n": self.n.tolist(), "loss": self.loss.tolist(),
@@ -81,46 +82,69 @@ def usable_points(n, loss):
     return n[order], loss[order]
 
 
-def _solve(x, log_loss, starts):
-    """Best Huber least-squares solution over the starts; parameters are (log A, alpha, c) on x = N/N0."""
-    c_max = np.exp(log_loss.min()) * (1 - 1e-9)
-    lower, upper = [-30.0, ALPHA_BOUNDS[0], 0.0], [30.0, ALPHA_BOUNDS[1], c_max]
+def _solve(x, log_loss, starts, iterations=200):
+    """Best Huber fit of every row: log_loss (rows, points) from starts (rows, 3) of (log A, alpha, c) on x = N/N0.
 
+    A batched, bounded Levenberg-Marquardt with Huber weights (IRLS): thousands of bootstrap refits cost one
+    numpy loop instead of one scipy call each. Returns (params (rows, 3), Huber cost (rows,)).
+    """
     log_x = np.log(x)
+    c_max = np.exp(log_loss.min(axis=1)) * (1 - 1e-6)  # the loss floor lies below every observed loss
+    lower = np.array([-30.0, ALPHA_BOUNDS[0], 0.0])
+    upper = np.column_stack([np.full_like(c_max, 30.0), np.full_like(c_max, ALPHA_BOUNDS[1]), c_max])
+    params = np.clip(starts, lower, upper)
+    cost, residual = _huber_cost(params, log_x, log_loss)
+    damping = np.full(len(params), 1e-3)
+    for _ in range(iterations):
+        jac = _jacobian(params, log_x)
+        weight = np.minimum(1.0, HUBER_SCALE / np.maximum(np.abs(residual), 1e-300))
+        jtj = np.einsum("rpi,rp,rpj->rij", jac, weight, jac)
+        grad = np.einsum("rpi,rp,rp->ri", jac, weight, residual)
+        diag = np.diagonal(jtj, axis1=1, axis2=2) + 1e-12
+        step = np.linalg.solve(jtj + damping[:, None, None] * np.eye(3) * diag[:, None, :], -grad[..., None])
+        trial = np.clip(params + step[..., 0], lower, upper)
+        trial_cost, trial_residual = _huber_cost(trial, log_x, log_loss)
+        better = trial_cost < cost
+        params[better], cost[better], residual[better] = trial[better], trial_cost[better], trial_residual[better]
+        damping = np.where(better, np.maximum(damping / 3, 1e-9), damping * 4)  # floor: keeps the system solvable
+        if np.all(damping > 1e10):
+            break
+    return params, cost
 
-    def residuals(p):
-        return np.log(np.exp(p[0]) * x ** -p[1] + p[2]) - log_loss
 
-    def jacobian(p):
-        scaled = np.exp(p[0]) * x ** -p[1]
-        pred = scaled + p[2]
-        return np.column_stack([scaled / pred, -scaled * log_x / pred, 1 / pred])
+def _prediction(params, log_x):
+    """log(A x^-alpha + c) for each row of params."""
+    return np.log(np.exp(params[:, :1] - params[:, 1:2] * log_x) + params[:, 2:])
 
-    best = None
-    for start in starts:
-        start = np.clip(start, lower, np.nextafter(upper, -np.inf))
-        sol = least_squares(residuals, start, jac=jacobian, bounds=(lower, upper), loss="huber", f_scale=HUBER_SCALE)
-        if best is None or sol.cost < best.cost:
-            best = sol
-    return best.x
+
+def _huber_cost(params, log_x, log_loss):
+    residual = _prediction(params, log_x) - log_loss
+    size = np.abs(residual)
+    rho = np.where(size <= HUBER_SCALE, 0.5 * residual**2, HUBER_SCALE * size - 0.5 * HUBER_SCALE**2)
+    return rho.sum(axis=1), residual
+
+
+def _jacobian(params, log_x):
+    scaled = np.exp(params[:, :1] - params[:, 1:2] * log_x)
+    pred = scaled + params[:, 2:]
+    return np.stack([scaled / pred, -scaled * log_x / pred, 1 / pred], axis=-1)
 
 
 def _starts(x, loss):
+    """Rows of (log A, alpha, c): a grid of alpha and c, A chosen so the curve meets the middle point."""
+    mid = len(x) // 2
     starts = []
     for c_frac in C_START_FRACTIONS:
         c0 = c_frac * loss.min()
         for alpha0 in ALPHA_STARTS:
-            # choose A so the curve passes through the geometric-middle point
-            mid = len(x) // 2
             a0 = max(loss[mid] - c0, 1e-6) * x[mid] ** alpha0
-            starts.append(np.array([np.log(a0), alpha0, c0]))
-    return starts
+            starts.append([np.log(a0), alpha0, c0])
+    return np.array(starts)
 
 
-def _to_natural(p, n0):
-    """(log A, alpha, c) on x = N/N0 -> (a, alpha, c) on N."""
-    log_a, alpha, c = p
-    return np.exp(log_a + alpha * np.log(n0)), alpha, c
+def _to_natural(params, n0):
+    """Rows of (log A, alpha, c) on x = N/N0 -> rows of (a, alpha, c) on N."""
+    return np.column_stack([np.exp(params[:, 0] + params[:, 1] * np.log(n0)), params[:, 1], params[:, 2]])
 
 
 def fit_power_law(n, loss, seed=0, n_boot=1000, level=0.95):
@@ -131,28 +155,29 @@ def fit_power_law(n, loss, seed=0, n_boot=1000, level=0.95):
     n, loss = usable_points(n, loss)
     n0 = float(np.exp(np.mean(np.log(n))))
     x, log_loss = n / n0, np.log(loss)
-    best = _solve(x, log_loss, _starts(x, loss))
-    fitted = np.log(np.exp(best[0]) * x ** -best[1] + best[2])
+    starts = _starts(x, loss)
+    params, cost = _solve(x, np.tile(log_loss, (len(starts), 1)), starts)
+    best = params[np.argmin(cost)]
+    fitted = _prediction(best[None], np.log(x))[0]
     residuals = log_loss - fitted
     samples = _bootstrap(x, fitted, residuals, best, n0, n_boot, seed) if n_boot else None
-    a, alpha, c = _to_natural(best, n0)
+    a, alpha, c = _to_natural(best[None], n0)[0]
     ci = _intervals(samples, level, exact=len(n) <= len(PARAM_NAMES))
     return PowerLawFit(a=float(a), alpha=float(alpha), c=float(c), ci=ci, residuals=residuals,
                        n=n, loss=loss, level=level, samples=samples)
 
 
 def _bootstrap(x, fitted, residuals, best, n0, n_boot, seed):
-    rng = np.random.default_rng(seed)
+    """Residual bootstrap: refit the curve plus resampled residuals n_boot times, all in one batch."""
     dof = len(x) - len(PARAM_NAMES)
     if dof <= 0:
         return np.empty((0, 3))
+    rng = np.random.default_rng(seed)
     # residuals of a fit are smaller than the noise by about sqrt(dof / n); undo that shrinkage
     scaled = (residuals - residuals.mean()) * np.sqrt(len(x) / dof)
-    rows = []
-    for _ in range(n_boot):
-        resampled = fitted + rng.choice(scaled, size=len(x), replace=True)
-        rows.append(_to_natural(_solve(x, resampled, [best]), n0))
-    return np.array(rows)
+    resampled = fitted + rng.choice(scaled, size=(n_boot, len(x)), replace=True)
+    params, _ = _solve(x, resampled, np.tile(best, (n_boot, 1)))
+    return _to_natural(params, n0)
 
 
 def _intervals(samples, level, exact):

@@ -27,7 +27,7 @@ UNFINISHED = {"RUNNING", "PENDING", "PAUSED"}
 
 
 def open_storage(results_dir):
-    """(filesystem, root path) for a local folder or a URI understood by pyarrow.fs."""
+    """(filesystem, root path) for a local folder or a URI understood by pyarrow.fs; raises if it is no folder."""
     results_dir = str(results_dir)
     if "://" in results_dir:
         filesystem, root = pafs.FileSystem.from_uri(results_dir)
@@ -35,7 +35,7 @@ def open_storage(results_dir):
         filesystem, root = pafs.LocalFileSystem(), str(Path(results_dir).resolve())
     info = filesystem.get_file_info(root)
     if info.type != pafs.FileType.Directory:
-        raise FileNotFoundError(f"results folder not found: {results_dir}")
+        raise FileNotFoundError(f"folder not found: {results_dir}")
     return filesystem, root
 
 
@@ -43,8 +43,12 @@ def read_text(filesystem, path):
     """The file's text, or None when it does not exist."""
     if filesystem.get_file_info(path).type != pafs.FileType.File:
         return None
+    return read_bytes(filesystem, path).decode("utf-8")
+
+
+def read_bytes(filesystem, path):
     with filesystem.open_input_stream(path) as stream:
-        return stream.read().decode("utf-8")
+        return stream.read()
 
 
 def list_entries(filesystem, folder):
@@ -110,7 +114,7 @@ def _status(last, tune_status, has_error_file):
     return "ok"
 
 
-def _first_line_of_error(text):
+def _error_message(text):
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1] if lines else None  # the exception message is the traceback's last line
 
@@ -133,11 +137,12 @@ def load_results(results_dir):
         row["arch"] = row["arch"] or params.get("arch")
         row["size"] = row["size"] or params.get("size")
         row.update(status=_status(last, tune_status, error_text is not None), tune_status=tune_status,
-                   num_failures=failures, n_reports=len(reports), error=_first_line_of_error(error_text))
+                   num_failures=failures, n_reports=len(reports), error=_error_message(error_text))
         trial_rows.append(row)
     if not trial_rows:
         raise FileNotFoundError(f"no Tune trial folders (with params.json) under {results_dir}")
-    return _typed(pd.DataFrame(trial_rows)), _typed(pd.DataFrame(curve_rows, columns=["trial", *METRICS, *TUNE_FIELDS, "trial_id"]))
+    curve_columns = ["trial", *METRICS, *TUNE_FIELDS, "trial_id"]
+    return _typed(pd.DataFrame(trial_rows)), _typed(pd.DataFrame(curve_rows, columns=curve_columns))
 
 
 def _typed(frame):

@@ -1,11 +1,14 @@
-"""Training speed per model size: our TrainStep against a minimal reference loop, same run.
+"""Training speed per model size: our TrainStep against a minimal reference loop, same shapes, same run.
 
-    python benchmarks/bench_models.py --device cpu --sizes cpu-tiny,cpu-small,cpu-medium,cpu-large,cpu-xl
-    python benchmarks/bench_models.py --device cuda --sizes tiny,small,medium,large,xl --compile
+    python benchmarks/bench_models.py --device cpu --threads 1            # the five CPU demo sizes
+    python benchmarks/bench_models.py --device cpu --sizes tiny,small --steps 3
+    python benchmarks/bench_models.py --device cuda --compile             # the five study sizes
 
-The reference is the plainest correct loop: fp32 forward, backward, torch.optim.AdamW (default
-implementation), zero_grad. On CPU both run fp32, so the ratio shows TrainStep's overhead; on cuda
-it shows what bf16 autocast + fused AdamW (+ compile) buy.
+The reference is the plainest correct loop: fp32 forward, backward, torch.optim.AdamW with its default
+implementation, zero_grad; no clipping, no autocast. On CPU both run fp32, so the ratio is TrainStep's
+overhead (LR setting, gradient clipping); on cuda it is what bf16 autocast + flash attention + fused
+AdamW (+ compile for the GPT) buy over fp32. The two loops alternate for --rounds rounds on the same
+batches and each keeps its best round, so a neighbour's burst of CPU use hits both alike.
 """
 
 import argparse
@@ -24,17 +27,14 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def tokens_per_s(step, batches, warmup, device):
-    """Run warmup steps untimed, then time the rest; tokens per second over the timed steps."""
-    for x, y in batches[:warmup]:
+def seconds_per_step(step, batches, device):
+    """(wall, process CPU) seconds per step; on a shared CPU the second shows what the step itself costs."""
+    sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for x, y in batches:
         step(x, y)
     sync(device)
-    start = time.perf_counter()
-    for x, y in batches[warmup:]:
-        step(x, y)
-    sync(device)
-    timed = batches[warmup:]
-    return sum(x.numel() for x, _ in timed) / (time.perf_counter() - start)
+    return (time.perf_counter() - wall) / len(batches), (time.process_time() - cpu) / len(batches)
 
 
 def reference_step(model, device):
@@ -46,7 +46,6 @@ def reference_step(model, device):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return loss
     return step
 
 
@@ -55,59 +54,93 @@ def ours_step(model, device, compile):
     return lambda x, y: train_step(x, y, LR)
 
 
+def random_batches(n, batch_size, block_size, vocab_size, device):
+    tokens = torch.randint(vocab_size, (n, batch_size, block_size + 1), generator=torch.Generator().manual_seed(0))
+    return [(t[:, :-1].to(device), t[:, 1:].to(device)) for t in tokens]
+
+
 def bench_one(arch, size, args, device):
     torch.manual_seed(0)
     model = build_model(arch, size, args.vocab_size)
     block = model.config.block_size
-    batches = [tuple(torch.randint(args.vocab_size, (2, args.batch_size, block), device=device))
-               for _ in range(args.warmup + args.steps)]
-    ref = tokens_per_s(reference_step(copy.deepcopy(model), device), batches, args.warmup, device)
+    batches = random_batches(args.steps, args.batch_size, block, args.vocab_size, device)
+    loops = {"ref": reference_step(copy.deepcopy(model), device), "ours": ours_step(model, device, args.compile)}
+    for step in loops.values():  # warm-up: allocator, cuDNN plans, compilation
+        for x, y in batches[:args.warmup]:
+            step(x, y)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    ours = tokens_per_s(ours_step(model, device, args.compile), batches, args.warmup, device)
-    peak_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
-    mfu = estimate_mfu(ours * model.flops_per_token(), device)
-    return dict(arch=arch, size=size, params=model.num_params(), block=block, ref=ref, ours=ours,
-                ratio=ours / ref, mfu=mfu, peak_mb=peak_mb)
+    rounds = {name: [] for name in loops}
+    for _ in range(args.rounds):
+        for name, step in loops.items():
+            rounds[name].append(seconds_per_step(step, batches, device))
+    best = {name: min(wall for wall, _ in timings) for name, timings in rounds.items()}
+    tokens_per_step = args.batch_size * block
+    rate = {name: tokens_per_step / seconds for name, seconds in best.items()}
+    return dict(arch=arch, size=size, params=model.num_params(), block=block, ref=rate["ref"],
+                ours=rate["ours"], ratio=rate["ours"] / rate["ref"], step_ms=best["ours"] * 1e3,
+                cpu_ms=min(cpu for _, cpu in rounds["ours"]) * 1e3,
+                mfu_ref=estimate_mfu(rate["ref"] * model.flops_per_token(), device),
+                mfu=estimate_mfu(rate["ours"] * model.flops_per_token(), device),
+                peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None)
 
 
-def print_table(rows, device):
-    print(f"\ndevice={device}  ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, "
-          f"{torch.get_num_threads()} threads)")
+def describe(device):
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return f"device={device} ({name}), {torch.get_num_threads()} intra-op threads, torch {torch.__version__}"
+
+
+def print_table(rows, args, device):
+    percent = lambda v: "-" if v is None else f"{v:.1%}"
+    print(f"\n{describe(device)}; batch {args.batch_size}, vocab {args.vocab_size}, {args.steps} steps x "
+          f"{args.rounds} rounds, best round kept")
     print(f"{'arch':5} {'size':11} {'params':>11} {'block':>5} {'ref tok/s':>11} {'ours tok/s':>11} "
-          f"{'ratio':>6} {'MFU':>6} {'peak MB':>8}")
+          f"{'ratio':>6} {'step ms':>8} {'cpu ms':>7} {'MFU ref':>7} {'MFU':>6} {'peak MB':>8}")
     for r in rows:
-        mfu = "-" if r["mfu"] is None else f"{r['mfu']:.1%}"
+        peak = "-" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
         print(f"{r['arch']:5} {r['size']:11} {r['params']:>11,} {r['block']:>5} {r['ref']:>11,.0f} "
-              f"{r['ours']:>11,.0f} {r['ratio']:>6.2f} {mfu:>6} {r['peak_mb']:>8.0f}")
+              f"{r['ours']:>11,.0f} {r['ratio']:>6.2f} {r['step_ms']:>8.1f} {r['cpu_ms']:>7.1f} {percent(r['mfu_ref']):>7} "
+              f"{percent(r['mfu']):>6} {peak:>8}")
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sizes", default=None, help="comma-separated; default: study sizes on cuda, demo on cpu")
     parser.add_argument("--arch", default="gpt,lstm", help="comma-separated subset of gpt,lstm")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per loop")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round and loop")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best is kept")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compile happens here)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 32 on cuda, 16 on cpu")
-    parser.add_argument("--vocab-size", type=int, default=1734)
-    parser.add_argument("--compile", action="store_true", help="torch.compile our step (not the reference)")
+    parser.add_argument("--vocab-size", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile our GPT step on cuda")
     args = parser.parse_args()
+    archs = args.arch.split(",")
+    for arch in archs:
+        if arch not in ARCHS:
+            parser.error(f"--arch: {arch!r} is not one of {ARCHS}")
+    return args, archs
+
+
+def main():
+    args, archs = parse_args()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = args.sizes.split(",") if args.sizes else list(SIZES if device.type == "cuda" else DEMO_SIZES)
     args.batch_size = args.batch_size or (32 if device.type == "cuda" else 16)
     if device.type == "cuda":
+        # Lets the fp32 reference use TF32 tensor cores too, so the ratio credits only our own choices.
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     rows = []
-    for arch in args.arch.split(","):
-        if arch not in ARCHS:
-            parser.error(f"--arch: {arch!r} is not one of {ARCHS}")
+    for arch in archs:
         for size in sizes:
             rows.append(bench_one(arch, size, args, device))
             r = rows[-1]
             print(f"{arch} {size}: ref {r['ref']:,.0f} tok/s, ours {r['ours']:,.0f} tok/s", flush=True)
-    print_table(rows, device)
+    print_table(rows, args, device)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """What every language model of the study shares: counting, FLOPs, the optimizer and sampling."""
 
-import inspect
 from contextlib import contextmanager
 
 import torch
@@ -30,6 +29,7 @@ class LanguageModel(nn.Module):
     """Subclasses set `arch`, build `config`, and say which parameters are vocabulary tables."""
 
     arch = None
+    compilable = True  # whether torch.compile speeds this family up (TrainStep asks)
 
     def __init__(self, config, size=None):
         super().__init__()
@@ -65,8 +65,7 @@ class LanguageModel(nn.Module):
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
-        fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=tuple(betas), fused=fused)
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=tuple(betas), fused=device_type == "cuda")
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None):

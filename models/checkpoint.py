@@ -35,7 +35,11 @@ def model_from_payload(payload, vocab_sha256=None, source="payload"):
             f"{source} was trained on vocabulary sha256 {payload['vocab_sha256']}, "
             f"but the data uses vocabulary sha256 {vocab_sha256}: token ids would not mean the same")
     cls = model_class(payload["arch"])
-    model = cls(cls.config_class(**payload["config"]), size=payload["size"])
+    try:
+        config = cls.config_class(**payload["config"])
+    except TypeError as error:
+        raise ValueError(f"{source}: config does not fit {cls.config_class.__name__}: {error}") from None
+    model = cls(config, size=payload["size"])
     model.load_state_dict(payload["state_dict"])
     return model
 

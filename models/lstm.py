@@ -5,6 +5,7 @@ Windows are independent: every forward starts from a zero hidden state, like the
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn as nn
@@ -28,6 +29,9 @@ class LSTMConfig:
 class LSTM(LanguageModel):
     arch = "lstm"
     config_class = LSTMConfig
+    # Dynamo graph-breaks on nn.LSTM and then runs the whole forward eagerly (pytorch issue 141184);
+    # cuDNN's fused LSTM kernel is the fast path anyway.
+    compilable = False
 
     def __init__(self, config, size=None):
         super().__init__(config, size)
@@ -92,6 +96,7 @@ def match_lstm(target_params, vocab_size, tolerance=MATCH_TOLERANCE):
     return n_hidden, n_layer
 
 
+@lru_cache(maxsize=None)
 def _count_coefficients(vocab_size, n_layer):
     """count(width) = a·width² + b·width + c exactly, so three real counts fix (a, b, c)."""
     p1, p2, p3 = (lstm_params(vocab_size, h, n_layer) for h in (1, 2, 3))

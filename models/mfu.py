@@ -5,6 +5,7 @@ import torch
 # Dense bf16 tensor-core peaks (no sparsity), first match of the device name wins.
 BF16_PEAK_FLOPS = (
     ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
     ("H100", 989e12),
     ("H200", 989e12),
     ("A100", 312e12),

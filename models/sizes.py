@@ -23,10 +23,10 @@ GPT_SHAPES = {
     "medium": (12, 12, 384, 256),
     "large": (16, 16, 512, 256),
     "xl": (20, 20, 640, 256),
-    # CPU demo ladder: ~20k to ~1M parameters at a few-hundred-token vocabulary, ~2.6x apart.
+    # CPU demo ladder: ~18k to ~1M parameters at a 300-token vocabulary, ~2.5-3x apart.
     "cpu-tiny": (2, 2, 16, 128),
     "cpu-small": (2, 2, 32, 128),
-    "cpu-medium": (3, 3, 48, 128),
+    "cpu-medium": (3, 3, 54, 128),
     "cpu-large": (4, 4, 80, 128),
     "cpu-xl": (5, 5, 120, 128),
 }

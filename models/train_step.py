@@ -11,12 +11,15 @@ class TrainStep:
     """Owns the model on its device and its optimizer; the caller owns the LR schedule and data order."""
 
     def __init__(self, model, device, learning_rate, betas, weight_decay, grad_clip, compile=False):
+        """compile=True applies torch.compile on cuda to the families that gain from it (model.compilable);
+        on CPU it is ignored: compiling takes longer than a whole demo trial trains."""
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.optimizer = model.configure_optimizer(learning_rate, betas, weight_decay, self.device.type)
         self.grad_clip = grad_clip
         # The compiled wrapper shares parameters with self.model, whose state dict stays unprefixed.
-        self.forward = torch.compile(self.model) if compile else self.model
+        use_compile = compile and model.compilable and self.device.type == "cuda"
+        self.forward = torch.compile(self.model) if use_compile else self.model
 
     def autocast(self):
         if self.device.type == "cuda":

@@ -74,13 +74,14 @@ class Vocabulary:
         return len(self.tokens)
 
     def encode(self, text):
-        return [self.ids.get(token, self.unk_id) for token in tokenize_abc(text)]
+        return self.encode_tokens(tokenize_abc(text))
+
+    def encode_tokens(self, tokens):
+        unk_id = self.unk_id
+        return [self.ids.get(token, unk_id) for token in tokens]
 
     def decode(self, ids):
         return "".join(self.tokens[int(i)] for i in ids)
-
-    def count_unknown(self, text):
-        return sum(token not in self.ids for token in tokenize_abc(text))
 
 
 def count_tokens(texts):

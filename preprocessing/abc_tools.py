@@ -18,7 +18,7 @@ BIN_DIR = Path(symusic.__file__).resolve().parent / "bin"
 # Lakh), so fewer accidentals and tokens; anacrusis guessing (-ga) puts bar lines where the fewest
 # notes are tied across them; four bars per line without continuations (-bpl 4 -bps 4) avoids a
 # "\" + newline token every bar; lyrics (-noly) are dropped by the cleaner anyway. -splitvoices is
-# left out: on POP909 it tripled abc2midi's errors on the output and added 20% characters.
+# left out: it turns every non-homophonic chord into extra voices, so longer tunes with more V: sections.
 MIDI2ABC_FLAGS = ("-gk", "-ga", "-bpl", "4", "-bps", "4", "-noly")
 
 TUNE_START = re.compile(r"^X:", re.MULTILINE)

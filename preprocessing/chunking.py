@@ -1,7 +1,8 @@
 """Cut tunes longer than a token limit at bar lines into chunks that are valid ABC on their own.
 
 Every chunk starts with the tune's header (X..K) and, when it starts inside a voice, that voice's
-V: line. A single bar longer than the limit becomes a chunk of its own, over the limit.
+V: line. A single bar longer than the limit becomes a chunk of its own, over the limit. A key or
+metre change inside the body is not carried into the next chunk's header.
 """
 
 from preprocessing.abc_tokens import tokenize_with_kinds
@@ -9,33 +10,30 @@ from preprocessing.abc_tokens import tokenize_with_kinds
 
 def chunk_tune(text, max_tokens):
     """The tune as a list of ABC texts of at most max_tokens tokens each (end-of-tune excluded)."""
-    tokens = tokenize_with_kinds(text)
+    return ["".join(chunk) for chunk in chunk_tokens(tokenize_with_kinds(text), max_tokens)]
+
+
+def chunk_tokens(tokens, max_tokens):
+    """(token, kind) pairs of one tune -> lists of token strings, one list per chunk."""
     if len(tokens) <= max_tokens:
-        return [text]
+        return [[tok for tok, _ in tokens]]
     header_end = next(i for i, (tok, kind) in enumerate(tokens) if kind == "field" and tok.startswith("K:")) + 2
-    header = "".join(tok for tok, _ in tokens[:header_end])
-    header_len = header_end
-    chunks, current, current_len, voice_line = [], [], 0, ""
+    header = [tok for tok, _ in tokens[:header_end]]
+    chunks, current, voice_line = [], list(header), []
     for unit, is_voice in bar_units(tokens[header_end:]):
         if is_voice:
-            voice_line = "".join(unit)
-        if current and current_len + len(unit) > max_tokens:
-            chunks.append(header + "".join(current))
-            current, current_len = [], header_len
-            if voice_line and not is_voice:
-                current.append(voice_line)
-                current_len += 2
-        if not current:
-            current_len = header_len
+            voice_line = unit
+        if len(current) > len(header) and len(current) + len(unit) > max_tokens:
+            chunks.append(current)
+            current = header + (voice_line if voice_line and not is_voice else [])
         current.extend(unit)
-        current_len += len(unit)
-    chunks.append(header + "".join(current))
+    chunks.append(current)
     return chunks
 
 
 def bar_units(tokens):
-    """Runs of tokens that each end at a bar line (with the newline right after it), or before a
-    field line; a voice line (V:n + newline) is a run of its own, flagged True."""
+    """Runs of token strings that each end at a bar line (with the newline right after it), or before
+    a field line; a voice line (V:n + newline) is a run of its own, flagged True."""
     unit = []
     for i, (tok, kind) in enumerate(tokens):
         unit.append(tok)

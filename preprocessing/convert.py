@@ -1,8 +1,8 @@
-"""The per-batch work that Ray runs: items in, one record per item out (converted, cleaned, split).
+"""The per-batch work that Ray runs: file bytes in, one record per file out (converted and cleaned).
 
-Local MIDI files go to midi2abc by path (no copy); remote ones are fetched and written to a scratch
-file. The ABC tunes of a batch are rendered to MIDI by one abc2midi call, then take the same
-MIDI -> ABC path as any MIDI file.
+A batch comes from `ray.data.read_binary_files(..., include_paths=True)`: columns "bytes" and "path".
+The bytes give the md5 and the cheap checks (empty, not MIDI); midi2abc then reads a local file by its
+path (no copy), while a remote file's bytes are written to a scratch file first.
 """
 
 import hashlib
@@ -10,79 +10,45 @@ import tempfile
 from pathlib import Path
 
 from preprocessing.abc_clean import clean_abc
-from preprocessing.abc_tools import midi_to_abc, render_tunes
-from preprocessing.inputs import read_bytes
-from preprocessing.tune_split import split_of
+from preprocessing.abc_tools import midi_to_abc
 
-RECORD_FIELDS = ("source", "md5", "status", "reason", "tune_md5", "abc", "split",
-                 "notes", "bars", "voices", "tokens")
-MIDI_MAGIC = (b"MThd", b"RIFF")
+RECORD_FIELDS = ("path", "md5", "status", "reason", "tune_md5", "abc", "notes", "bars", "voices")
+MIDI_MAGIC = (b"MThd", b"RIFF")  # RIFF: the RMID wrapper midi2abc also reads
 
 
-def convert_batch(batch, flags, timeout, limits, fractions):
-    """batch: columns source, kind, location, text; returns the RECORD_FIELDS columns."""
+def convert_batch(batch, flags, timeout, limits):
+    """batch: columns bytes, path; returns the RECORD_FIELDS columns, one row per input row."""
     records = {field: [] for field in RECORD_FIELDS}
     with tempfile.TemporaryDirectory(prefix="midi2abc-") as scratch:
-        rendered = render_abc_items(batch, scratch, timeout)
-        for i, source in enumerate(batch["source"]):
-            if batch["kind"][i] == "abc":
-                md5 = hashlib.md5(batch["text"][i].encode("latin-1", "replace")).hexdigest()
-                outcome = convert_rendered(rendered.get(i), flags, timeout, limits)
-            else:
-                md5, outcome = convert_midi(batch["location"][i], scratch, flags, timeout, limits)
-            tune, reason = outcome
-            add_record(records, source, md5, tune, reason, fractions)
+        for data, path in zip(batch["bytes"], batch["path"]):
+            data = bytes(data)
+            md5 = hashlib.md5(data).hexdigest()
+            tune, reason = convert_bytes(data, str(path), scratch, flags, timeout, limits)
+            add_record(records, str(path), md5, tune, reason)
     return records
 
 
-def render_abc_items(batch, scratch, timeout):
-    """{row index: MIDI path or None} for the ABC tunes of the batch."""
-    rows = [i for i, kind in enumerate(batch["kind"]) if kind == "abc" and batch["text"][i]]
-    if not rows:
-        return {}
-    render_dir = Path(scratch) / "abc"
-    render_dir.mkdir()
-    paths = render_tunes([batch["text"][i] for i in rows], render_dir, timeout=timeout * 6)
-    return dict(zip(rows, paths))
-
-
-def convert_rendered(midi_path, flags, timeout, limits):
-    if midi_path is None:
-        return None, "render_error"
-    return convert_file(midi_path, flags, timeout, limits)
-
-
-def convert_midi(location, scratch, flags, timeout, limits):
-    try:
-        data = read_bytes(location)
-    except OSError as error:
-        return "", (None, f"unreadable: {error}")
-    md5 = hashlib.md5(data).hexdigest()
+def convert_bytes(data, path, scratch, flags, timeout, limits):
     if not data:
-        return md5, (None, "empty_file")
+        return None, "empty_file"
     if not data.startswith(MIDI_MAGIC):
-        return md5, (None, "not_midi")
-    if "://" in location:
-        local = Path(scratch) / f"remote-{md5}.mid"
+        return None, "not_midi"
+    local = Path(path)
+    if not local.is_file():  # a remote file (s3://, gs://): midi2abc needs a local copy
+        local = Path(scratch) / "remote.mid"
         local.write_bytes(data)
-        location = str(local)
-    return md5, convert_file(location, flags, timeout, limits)
-
-
-def convert_file(midi_path, flags, timeout, limits):
-    raw, reason = midi_to_abc(midi_path, flags, timeout)
+    raw, reason = midi_to_abc(local, flags, timeout)
     if raw is None:
         return None, reason
     return clean_abc(raw, limits)
 
 
-def add_record(records, source, md5, tune, reason, fractions):
-    records["source"].append(source)
+def add_record(records, path, md5, tune, reason):
+    records["path"].append(path)
     records["md5"].append(md5)
     records["status"].append("ok" if tune else "rejected")
     records["reason"].append(reason or "")
     records["tune_md5"].append(tune.md5 if tune else "")
     records["abc"].append(tune.abc if tune else "")
-    records["split"].append(split_of(tune.md5, fractions) if tune else "")
-    for field in ("notes", "bars", "voices", "tokens"):
+    for field in ("notes", "bars", "voices"):
         records[field].append(getattr(tune, field) if tune else 0)

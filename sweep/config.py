@@ -12,7 +12,6 @@ import yaml
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 ARCHS = ("gpt", "lstm")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -102,13 +101,14 @@ SCHEMA = {
         "weight_decay": _number(float, 0),
         "grad_clip": _number(float, 0),
         "dropout": _number(float, 0, 1),
-        "precision": _choice(PRECISIONS),
         "compile": _boolean,
         "report_every": _number(int, 1),
         "checkpoint_every": _number(int, 1),
         "val_points": _number(int, 0),
         "val_batch_size": _number(int, 1),
         "time_budget_s": _number(float, 0, low_open=True),
+        "max_train_tokens": _number(int, 0),
+        "crash_at_step": _number(int, 0),
     },
     "resources": {
         "cpus_per_trial": _number(float, 0, low_open=True),
@@ -120,6 +120,7 @@ SCHEMA = {
         "samples_per_temperature": _number(int, 1),
         "top_k": _number(int, 0),
         "max_new_tokens": _number(int, 1),
+        "max_epochs": _number(int, 1),
     },
 }
 

@@ -7,6 +7,8 @@ before Tune's `time_total_s` stopper (a backstop, set a little later) would fire
 """
 
 import math
+import os
+import signal
 import tempfile
 import time
 
@@ -32,6 +34,12 @@ def validation_steps(total_steps, val_points):
     return {round(total_steps * k / (val_points + 1)) for k in range(1, val_points + 1)} - {0, total_steps}
 
 
+def epoch_tokens(data_dir, max_train_tokens):
+    """train.bin, or its first max_train_tokens tokens when the preset caps the epoch (the CPU demo)."""
+    tokens = read_split(data_dir, "train")
+    return tokens[:max_train_tokens] if max_train_tokens else tokens
+
+
 class Trial:
     def __init__(self, config):
         self.started = time.perf_counter()
@@ -39,13 +47,14 @@ class Trial:
         data_dir = local_data_dir(config["data"])
         self.meta = load_meta(data_dir)
         self.val_tokens = read_split(data_dir, "val")
-        self.windows = EpochWindows(read_split(data_dir, "train"), config["block_size"], config["batch_size"],
-                                    config["seed"])
+        self.windows = EpochWindows(epoch_tokens(data_dir, config["max_train_tokens"]), config["block_size"],
+                                    config["batch_size"], config["seed"])
         self.device = pick_device()
         self.step_fn = make_train_step(config, self.meta["vocab_size"], self.device)
         self.model = self.step_fn.model
         self.progress = {"step": 0, "tokens_seen": 0, "wall_s": 0.0, "since_checkpoint": 0}
         checkpoint = tune.get_checkpoint()
+        self.first_attempt = checkpoint is None
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
                 self.progress = load_state(directory, self.step_fn, self.meta["vocab_sha256"])
@@ -54,7 +63,7 @@ class Trial:
         self.trained_tokens = 0
         self.trained_steps = 0
         self.val_s = None
-        self.losses = []
+        self.loss_sum, self.loss_steps = 0.0, 0
 
     def wall_s(self):
         return self.wall_before + time.perf_counter() - self.started
@@ -69,6 +78,8 @@ class Trial:
                 return
             self.train_one_step(total)
             step = self.progress["step"]
+            if step == self.config["crash_at_step"] and self.first_attempt:
+                os.kill(os.getpid(), signal.SIGKILL)  # tests: a worker lost mid-epoch, after its last checkpoint
             if step in curve_steps:
                 self.report(val_loss=self.validate())
             elif step % report_every == 0 and step < total:
@@ -79,8 +90,9 @@ class Trial:
         step = self.progress["step"]
         x, y = self.windows.batch(step)
         began = time.perf_counter()
-        loss = self.step_fn(x, y, learning_rate(step, total, self.config))
-        self.losses.append(loss.item())
+        # The loss stays a tensor (no device sync per step); it is read at the next report.
+        self.loss_sum = self.loss_sum + self.step_fn(x, y, learning_rate(step, total, self.config))
+        self.loss_steps += 1
         self.train_s += time.perf_counter() - began
         self.trained_tokens += y.numel()
         self.trained_steps += 1
@@ -118,7 +130,7 @@ class Trial:
             "params_nonembed": self.model.num_params(non_embedding=True),
             "tokens_seen": self.progress["tokens_seen"],
             "epoch_fraction": self.progress["tokens_seen"] / self.windows.tokens_per_epoch,
-            "train_loss": sum(self.losses) / len(self.losses) if self.losses else math.nan,
+            "train_loss": float(self.loss_sum) / self.loss_steps if self.loss_steps else math.nan,
             "wall_s": wall_s,
             "tokens_per_s": tokens_per_s,
             "flops": flops_per_token * self.progress["tokens_seen"],
@@ -131,7 +143,7 @@ class Trial:
         metrics = self.metrics(truncated)
         if val_loss is not None:
             metrics["val_loss"] = val_loss
-        self.losses = []
+        self.loss_sum, self.loss_steps = 0.0, 0
         if final or self.progress["since_checkpoint"] >= self.config["checkpoint_every"]:
             self.progress["since_checkpoint"] = 0
             self.progress["wall_s"] = metrics["wall_s"]

@@ -1,0 +1,77 @@
+"""Analyse a sweep: python analysis/run.py results/NAME [--data DIR] [--samples DIR] [--include-truncated]
+
+Writes results/NAME/analysis/{report.md, fits.json, trials.csv, curves.parquet, *.png, samples/}.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from analysis.load import load_results, local_folder, open_storage, output_folder, publish, read_sweep_config, read_text
+from analysis.plots import make_plots
+from analysis.report import write_report
+from analysis.samples import sample_quality
+from analysis.scaling import fit_trials, fits_to_json, usable_trials
+
+USAGE_ERROR = 2
+
+
+def sweep_data_dir(results_dir):
+    """The data location the sweep recorded in sweep.json, or None."""
+    data = read_sweep_config(results_dir).get("data")
+    return data.get("location") if isinstance(data, dict) else data
+
+
+def best_metrics(results_dir):
+    filesystem, root = open_storage(results_dir)
+    text = read_text(filesystem, f"{root}/best/metrics.json")
+    return json.loads(text) if text else None
+
+
+def analyze(results_dir, data_dir=None, include_truncated=False, samples_dir=None, seed=0, n_boot=1000):
+    """Analyse the sweep stored at results_dir (local or a pyarrow.fs URI); returns the path of report.md."""
+    trials, curves = load_results(results_dir)
+    data_dir = data_dir or sweep_data_dir(results_dir)
+    out = output_folder(results_dir)
+    trials.to_csv(out / "trials.csv", index=False)
+    curves.to_parquet(out / "curves.parquet", index=False)
+    fits = fit_trials(trials, include_truncated, seed=seed, n_boot=n_boot)
+    (out / "fits.json").write_text(json.dumps(
+        {"include_truncated": include_truncated, "fits": fits_to_json(fits)}, indent=1))
+    figures = make_plots(trials, curves, fits, out, include_truncated)
+    with tempfile.TemporaryDirectory(prefix="samples-") as scratch:
+        samples = samples_dir or local_folder(results_dir, "best/samples", scratch)
+        quality = sample_quality(samples, out / "samples", data_dir) if samples else (None, None)
+    if quality[1] is not None:
+        (out / "samples.json").write_text(json.dumps(quality[1], indent=1))
+    write_report(out / "report.md", results_dir, trials, usable_trials(trials, include_truncated), fits, figures,
+                 quality, best_metrics(results_dir), include_truncated)
+    location = publish(out, results_dir)
+    return f"{location}/report.md" if isinstance(location, str) else Path(location) / "report.md"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="the sweep's results folder (results/NAME) or an s3:// URI")
+    parser.add_argument("--data", help="prepared data folder for the sample distances (default: sweep.json's)")
+    parser.add_argument("--samples", help="a folder of .abc files to judge (default: results/NAME/best/samples)")
+    parser.add_argument("--include-truncated", action="store_true",
+                        help="fit trials cut by their time budget too (left out by default)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        report = analyze(args.results, args.data, args.include_truncated, args.samples)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"Report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

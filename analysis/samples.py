@@ -1,0 +1,193 @@
+"""Quality of generated ABC: validity (abc2midi and music21), MIDI conversion, pitch-class and note-length
+distributions against the test split, repeated bars, and a piano roll per sample.
+
+Both the samples and the reference tunes are rendered to MIDI by abc2midi and measured from the MIDI in
+quarter notes, so the two sides of each distance are measured the same way.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import music21  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pretty_midi  # noqa: E402
+import symusic  # noqa: E402
+from scipy.spatial.distance import jensenshannon  # noqa: E402
+
+from analysis.load import open_storage, read_bytes, read_text  # noqa: E402
+from preprocessing.abc_tokens import Vocabulary, tokenize_with_kinds  # noqa: E402
+from preprocessing.abc_tools import abc_to_midi, render_tunes  # noqa: E402
+
+REFERENCE_TUNES = 200  # test tunes rendered for the reference distributions
+# note lengths in quarter notes, binned by the nearest power of two from a 64th note to a double whole
+LENGTH_EXPONENTS = np.arange(-4, 4)
+MUSICAL = ("note", "rest", "chord_end", "tuplet", "broken", "other")  # token kinds that make up a bar
+
+
+def check_sample(abc_text, midi_path):
+    """Validity and repetition of one sample; the MIDI goes to midi_path when abc2midi renders notes."""
+    converted, message = abc_to_midi(abc_text, midi_path)
+    return {
+        "converted_to_midi": converted,
+        "valid_abc2midi": converted and message == "ok",  # rendered and abc2midi reported no error
+        "abc2midi_message": message,
+        "valid_music21": music21_valid(abc_text),
+        "repeated_bar_rate": repeated_bar_rate(abc_text),
+    }
+
+
+def music21_valid(abc_text):
+    """music21 parses the text and finds at least one note."""
+    try:
+        score = music21.converter.parse(abc_text, format="abc")
+    except Exception:  # music21 raises many exception types on bad ABC; any of them means invalid
+        return False
+    return len(score.flatten().notes) > 0
+
+
+def bars(abc_text):
+    """The bars of a tune's body as strings of their musical tokens (spaces and fields dropped)."""
+    found, current = [], []
+    for token, kind in tokenize_with_kinds(abc_text):
+        if kind == "bar":
+            if current:
+                found.append("".join(current))
+            current = []
+        elif kind in MUSICAL and token.strip():
+            current.append(token)
+    if current:
+        found.append("".join(current))
+    return found
+
+
+def repeated_bar_rate(abc_text):
+    """Share of bars equal to an earlier bar of the same tune (NaN without bars)."""
+    seen, repeats, all_bars = set(), 0, bars(abc_text)
+    for bar in all_bars:
+        repeats += bar in seen
+        seen.add(bar)
+    return repeats / len(all_bars) if all_bars else float("nan")
+
+
+def midi_notes(midi_path):
+    """(pitches, durations in quarter notes) of every non-drum note of a MIDI file."""
+    score = symusic.Score(str(midi_path), ttype="quarter")
+    notes = [note for track in score.tracks if not track.is_drum for note in track.notes]
+    return np.array([n.pitch for n in notes], dtype=int), np.array([n.duration for n in notes], dtype=float)
+
+
+def pitch_class_histogram(pitches):
+    return np.bincount(pitches % 12, minlength=12) / max(len(pitches), 1)
+
+
+def note_length_histogram(durations):
+    durations = durations[durations > 0]
+    exponents = np.clip(np.round(np.log2(durations)), LENGTH_EXPONENTS[0], LENGTH_EXPONENTS[-1])
+    counts = np.bincount((exponents - LENGTH_EXPONENTS[0]).astype(int), minlength=len(LENGTH_EXPONENTS))
+    return counts / max(counts.sum(), 1)
+
+
+def distributions(midi_paths):
+    """Pooled pitch-class and note-length histograms over MIDI files; None when there are no notes."""
+    pitches, durations = [], []
+    for path in midi_paths:
+        p, d = midi_notes(path)
+        pitches.append(p)
+        durations.append(d)
+    pitches = np.concatenate(pitches) if pitches else np.array([], dtype=int)
+    if not len(pitches):
+        return None
+    return {"pitch_class": pitch_class_histogram(pitches),
+            "note_length": note_length_histogram(np.concatenate(durations))}
+
+
+def reference_tunes(data_dir, limit=REFERENCE_TUNES):
+    """The first `limit` test tunes, decoded from tokens/test.bin with meta.json's vocabulary."""
+    filesystem, root = open_storage(data_dir)
+    meta_text = read_text(filesystem, f"{root}/meta.json")
+    if meta_text is None:
+        raise FileNotFoundError(f"{data_dir}/meta.json not found: is it a prepared data folder?")
+    vocab = Vocabulary.from_meta(json.loads(meta_text))
+    ids = np.frombuffer(read_bytes(filesystem, f"{root}/tokens/test.bin"), dtype=np.uint16)
+    ends = np.flatnonzero(ids == vocab.eot_id)[:limit]
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [vocab.decode(ids[start:end]) for start, end in zip(starts, ends)]
+
+
+def reference_statistics(data_dir, scratch):
+    tunes = reference_tunes(data_dir)
+    rendered = [path for path in render_tunes(tunes, scratch) if path is not None]
+    stats = distributions(rendered) or {}
+    stats.update(tunes=len(tunes), rendered=len(rendered),
+                 repeated_bar_rate=float(np.nanmean([repeated_bar_rate(t) for t in tunes])) if tunes else None)
+    return stats
+
+
+def plot_piano_roll(midi_path, png_path, title):
+    roll = pretty_midi.PrettyMIDI(str(midi_path)).get_piano_roll(fs=20)
+    pitched = np.flatnonzero(roll.any(axis=1))
+    low, high = (pitched.min(), pitched.max() + 1) if len(pitched) else (0, 128)
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.imshow(roll[low:high] > 0, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
+              extent=(0, roll.shape[1] / 20, low - 0.5, high - 0.5))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MIDI pitch (semitones)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return png_path
+
+
+def sample_quality(samples_dir, out_dir, data_dir=None):
+    """(per-sample DataFrame, summary dict) for every *.abc in samples_dir; MIDI renders and piano rolls
+    go under out_dir. Without data_dir the distances to the test split are left out (None)."""
+    paths = sorted(Path(samples_dir).glob("*.abc"))
+    if not paths:
+        raise FileNotFoundError(f"no .abc samples in {samples_dir}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in paths:
+        midi_path = out_dir / f"{path.stem}.mid"
+        row = {"sample": path.name, **check_sample(path.read_text(encoding="latin-1"), midi_path)}
+        row["piano_roll"] = (plot_piano_roll(midi_path, out_dir / f"{path.stem}_piano_roll.png", path.stem).name
+                             if row["converted_to_midi"] else None)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table, summarize(table, out_dir, data_dir)
+
+
+def summarize(table, out_dir, data_dir):
+    summary = {
+        "samples": int(len(table)),
+        "share_valid_abc2midi": float(table["valid_abc2midi"].mean()),
+        "share_valid_music21": float(table["valid_music21"].mean()),
+        "share_converted_to_midi": float(table["converted_to_midi"].mean()),
+        "repeated_bar_rate": (float(table["repeated_bar_rate"].mean())
+                              if table["repeated_bar_rate"].notna().any() else None),
+        "pitch_class_distance": None, "note_length_distance": None, "reference": None, "reference_error": None,
+    }
+    if data_dir is None:
+        return summary
+    converted = table.loc[table["converted_to_midi"], "sample"]
+    generated = distributions([out_dir / f"{Path(name).stem}.mid" for name in converted])
+    with tempfile.TemporaryDirectory(prefix="reference-") as scratch:
+        try:
+            reference = reference_statistics(data_dir, scratch)
+        except (FileNotFoundError, ValueError) as error:  # a moved data folder costs the distances, not the report
+            summary["reference_error"] = f"no distances to the test split: {error}"
+            return summary
+    summary["reference"] = {"tunes": reference["tunes"], "rendered": reference["rendered"],
+                            "repeated_bar_rate": reference["repeated_bar_rate"]}
+    if generated and "pitch_class" in reference:
+        for name in ("pitch_class", "note_length"):
+            # Jensen-Shannon distance in bits: 0 = same distribution, 1 = no overlap
+            summary[f"{name}_distance"] = float(jensenshannon(generated[name], reference[name], base=2))
+    return summary

@@ -1,0 +1,266 @@
+"""prepare(): any MIDI corpus -> clean ABC -> dedup -> per-tune split -> vocab -> chunks -> token shards.
+
+Ray Data does the per-file work (read bytes, midi2abc, cleaning). The driver streams the results:
+it keeps one small record per input file (no ABC) and writes each distinct tune's ABC once to a
+scratch Parquet file, so dedup, split and vocabulary need only hashes and the distinct tunes.
+"""
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+
+from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary, count_tokens, tokenize_with_kinds
+from preprocessing.chunking import chunk_tokens
+from preprocessing.convert import convert_batch
+from preprocessing.inputs import ray_path, resolve_inputs
+from preprocessing.render import rejected_record, render_abc_items
+from preprocessing.settings import Settings
+from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
+from preprocessing.tune_split import hash_position, rescue_empty_splits, split_of
+
+RUN_FILE = "run.json"
+WORK_DIR = "work"
+OUTPUTS = ("manifest.parquet", "abc", "tokens", "meta.json", "summary.json", WORK_DIR, RUN_FILE)
+TUNE_SCHEMA = pa.schema([("tune_md5", pa.string()), ("abc", pa.string())])
+
+
+def prepare(inputs, out_dir, **settings):
+    """Prepare a data folder from inputs (paths, globs, list files, URIs, .abc books, "music21").
+
+    Returns the summary dict (also saved as summary.json). An existing out_dir from the same inputs
+    and settings is resumed (or returned as is when complete); any other refuses unless overwrite=True.
+    """
+    settings = Settings.from_kwargs(**settings)
+    out = Path(out_dir)
+    started = time.time()
+    items = resolve_inputs(inputs)
+    run = {"inputs": [str(i) for i in inputs], "files": len(items),
+           "files_sha256": hashlib.sha256("\n".join(i["source"] for i in items).encode()).hexdigest(),
+           "settings": settings.output_affecting()}
+    finished = claim_out_dir(out, run, settings)
+    if finished is not None:
+        return finished
+    say = (lambda *a: None) if settings.quiet else print
+    say(f"preprocessing: {len(items)} inputs -> {out}")
+    records = converted_records(items, out / WORK_DIR, settings, say)
+    converted = time.time()
+    manifest = assign_status_and_split(records, settings.split)
+    tunes = kept_tunes(manifest, out / WORK_DIR)
+    train_counts = count_tokens(tunes.abc[tunes.split == "train"])
+    vocab = Vocabulary.build(train_counts, settings.min_count, settings.max_vocab)
+    splits = write_shards(out, tunes, vocab, settings.chunk_tokens)
+    write_tables(out, manifest, tunes)
+    write_meta(out, meta_of(vocab, splits, settings, run))
+    summary = summarize(out, manifest, tunes, splits, vocab, converted - started, time.time() - converted)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    shutil.rmtree(out / WORK_DIR)
+    say(format_summary(summary))
+    return summary
+
+
+def claim_out_dir(out, run, settings):
+    """None to go on (new or resumed run), or the saved summary when this same run already finished."""
+    if out.exists() and any(out.iterdir()):
+        run_file = out / RUN_FILE
+        if not run_file.exists():
+            raise FileExistsError(f"--out {out} is not empty and holds no preprocessing run ({RUN_FILE}); "
+                                  f"choose a new or empty folder")
+        previous = json.loads(run_file.read_text())
+        if settings.overwrite:
+            for name in OUTPUTS:
+                path = out / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        elif previous != run:
+            differing = sorted(k for k in run if previous.get(k) != run[k])
+            raise FileExistsError(f"--out {out} holds a preprocessing run with different {', '.join(differing)}; "
+                                  f"pass --overwrite to replace it, or choose another --out")
+        elif (out / "summary.json").exists():
+            if not settings.quiet:
+                print(f"{out} already holds this run, complete; nothing to do")
+            return json.loads((out / "summary.json").read_text())
+        elif not settings.quiet:
+            print(f"resuming the unfinished run in {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_FILE).write_text(json.dumps(run, indent=1))
+    return None
+
+
+def converted_records(items, work, settings, say):
+    """One record per item (no ABC); each distinct kept tune's ABC goes once to work/tunes.parquet.
+
+    Saved in work/ with a marker, so an interrupted run resumes after the conversion."""
+    records_path, done = work / "records.parquet", work / "converted.done"
+    if done.exists():
+        say("conversion already done; reusing it")
+        return pd.read_parquet(records_path)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    midi_items, rows = render_abc_items(items, work / "rendered", settings.timeout)
+    readable = []
+    for item in midi_items:
+        local = "://" not in item["location"]
+        if local and not os.access(item["location"], os.R_OK):
+            rows.append({**rejected_record(item, "unreadable"), "md5": ""})
+        else:
+            readable.append(item)
+    source_of = {ray_path(item["location"]): item["source"] for item in readable}
+    parts, seen = [pd.DataFrame(rows)], set()
+    started_ray = connect_ray(settings)
+    try:
+        with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA) as tunes_file:
+            for batch in converted_batches(readable, settings):
+                new = [i for i, (status, md5) in enumerate(zip(batch["status"].to_pylist(),
+                                                               batch["tune_md5"].to_pylist()))
+                       if status == "ok" and md5 not in seen and not seen.add(md5)]
+                if new:
+                    tunes_file.write_table(batch.select(["tune_md5", "abc"]).take(new).cast(TUNE_SCHEMA))
+                part = batch.drop_columns(["abc"]).to_pandas()
+                part.insert(0, "source", part.pop("path").map(source_of))
+                parts.append(part)
+                say(f"  converted {sum(len(p) for p in parts)}/{len(items)}")
+    finally:
+        if started_ray:
+            ray.shutdown()
+    records = pd.concat(parts, ignore_index=True).sort_values("source", ignore_index=True)
+    if len(records) != len(items) or records.source.isna().any():
+        raise RuntimeError(f"{len(items)} inputs gave {len(records)} records: a file went missing in Ray")
+    records.to_parquet(records_path)
+    done.touch()
+    return records
+
+
+def connect_ray(settings):
+    """Use the running Ray if any, else start one (address, or local with num_cpus); True if started."""
+    if ray.is_initialized():
+        return False
+    if settings.address:
+        ray.init(address=settings.address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def converted_batches(items, settings):
+    """Arrow tables of convert_batch records, in no fixed order."""
+    if not items:
+        return
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    by_scheme = {}
+    for item in items:
+        by_scheme.setdefault(item["location"].split("://")[0] if "://" in item["location"] else "", []).append(
+            item["location"])
+    datasets = []
+    for locations in by_scheme.values():
+        # Blocks of about batch_size files, but enough of them to keep every CPU busy.
+        blocks = max(math.ceil(len(locations) / settings.batch_size), min(len(locations), 2 * cpus))
+        datasets.append(ray.data.read_binary_files(locations, include_paths=True, override_num_blocks=blocks))
+    dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+    dataset = dataset.map_batches(
+        convert_batch, batch_size=None, batch_format="numpy",
+        fn_kwargs={"flags": settings.midi2abc_flags, "timeout": settings.timeout, "limits": settings.limits})
+    yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
+
+
+def assign_status_and_split(records, fractions):
+    """Duplicates (same normalised ABC) point to the first source by name; kept tunes get a split."""
+    manifest = records.copy()
+    ok = manifest.status == "ok"
+    first = manifest[ok].groupby("tune_md5").source.transform("min")
+    duplicate = ok & (manifest.source != first.reindex(manifest.index))
+    manifest["duplicate_of"] = ""
+    manifest.loc[duplicate, "duplicate_of"] = first[duplicate[ok]]
+    manifest.loc[duplicate, ["status", "reason"]] = ["duplicate", "duplicate"]
+    kept = manifest.status == "ok"
+    manifest["split"] = ""
+    manifest.loc[kept, "split"] = [split_of(md5, fractions) for md5 in manifest.tune_md5[kept]]
+    counts = manifest.split[kept].value_counts().reindex(SPLITS, fill_value=0)
+    train = manifest.tune_md5[kept & (manifest.split == "train")]
+    candidates = sorted(train, key=hash_position, reverse=True)
+    for md5, split in rescue_empty_splits(counts, candidates, fractions).items():
+        manifest.loc[kept & (manifest.tune_md5 == md5), "split"] = split
+    return manifest
+
+
+def kept_tunes(manifest, work):
+    """The kept tunes with their ABC, ordered by split then tune hash (a fixed, shuffled order)."""
+    kept = manifest[manifest.status == "ok"].drop(columns=["status", "reason", "duplicate_of"])
+    abc = pq.read_table(work / "tunes.parquet").to_pandas().set_index("tune_md5").abc
+    kept = kept.assign(abc=kept.tune_md5.map(abc))
+    order = kept.split.map({split: i for i, split in enumerate(SPLITS)})
+    return kept.assign(order=order).sort_values(["order", "tune_md5"], ignore_index=True).drop(columns="order")
+
+
+def write_shards(out, tunes, vocab, max_tokens):
+    """tokens/<split>.bin: each chunk's ids then <eot>. Adds chunks/tokens/unk columns to tunes."""
+    splits, chunks, tokens, unknown = {}, [], [], []
+    for split in SPLITS:
+        abc_texts = tunes.abc[tunes.split == split]
+        with ShardWriter(out, split) as writer:
+            for abc in abc_texts:
+                ids = []
+                pieces = chunk_tokens(tokenize_with_kinds(abc), max_tokens)
+                for piece in pieces:
+                    ids += vocab.encode_tokens(piece) + [vocab.eot_id]
+                writer.write(np.asarray(ids, dtype=DTYPE))
+                chunks.append(len(pieces))
+                tokens.append(len(ids))
+                unknown.append(ids.count(vocab.unk_id))
+        written = chunks[len(chunks) - len(abc_texts):]
+        splits[split] = {"tunes": len(abc_texts), "chunks": sum(written), **writer.entry}
+    tunes["chunks"], tunes["tokens"], tunes["unk"] = chunks, tokens, unknown
+    return splits
+
+
+def write_tables(out, manifest, tunes):
+    manifest.to_parquet(out / "manifest.parquet", index=False)
+    (out / "abc").mkdir(exist_ok=True)
+    columns = ["source", "tune_md5", "md5", "abc", "split", "notes", "bars", "voices", "chunks", "tokens", "unk"]
+    table = tunes[columns].rename(columns={"md5": "file_md5"}).rename(columns={"tune_md5": "md5"})
+    table.to_parquet(out / "abc" / "part-00000.parquet", index=False)
+
+
+def meta_of(vocab, splits, settings, run):
+    return {"tokenizer_version": TOKENIZER_VERSION, "vocab": vocab.tokens, "vocab_size": len(vocab),
+            "vocab_sha256": vocab.sha256, "eot_id": vocab.eot_id, "unk_id": vocab.unk_id,
+            "dtype": np.dtype(DTYPE).name, "splits": splits, "settings": settings.output_affecting(),
+            "inputs": run["inputs"], "files": run["files"]}
+
+
+def summarize(out, manifest, tunes, splits, vocab, convert_seconds, token_seconds):
+    rejected = manifest.reason[manifest.status == "rejected"].value_counts().sort_index()
+    notes = tunes.notes
+    return {"out_dir": str(out), "files_in": len(manifest), "manifest_rows": len(manifest),
+            "ok": int((manifest.status == "ok").sum()), "duplicate": int((manifest.status == "duplicate").sum()),
+            "rejected": int((manifest.status == "rejected").sum()),
+            "rejected_by_reason": {k: int(v) for k, v in rejected.items()},
+            "splits": {s: {"tunes": e["tunes"], "chunks": e["chunks"], "tokens": e["tokens"]}
+                       for s, e in splits.items()},
+            "tokens": sum(e["tokens"] for e in splits.values()), "unk_tokens": int(tunes.unk.sum()),
+            "vocab_size": len(vocab),
+            "notes_per_tune": {"mean": float(notes.mean()), "median": float(notes.median()),
+                               "min": int(notes.min()), "max": int(notes.max())} if len(notes) else {},
+            "seconds": round(convert_seconds + token_seconds, 2),
+            "stage_seconds": {"convert": round(convert_seconds, 2), "tokens": round(token_seconds, 2)}}
+
+
+def format_summary(summary):
+    lines = [f"files in {summary['files_in']}: ok {summary['ok']}, duplicate {summary['duplicate']}, "
+             f"rejected {summary['rejected']} {summary['rejected_by_reason']}"]
+    for split, entry in summary["splits"].items():
+        lines.append(f"  {split:5s} {entry['tunes']:7d} tunes {entry['chunks']:7d} chunks {entry['tokens']:10d} tokens")
+    lines.append(f"vocab {summary['vocab_size']}, unk tokens {summary['unk_tokens']}, "
+                 f"notes per tune {summary['notes_per_tune']}, {summary['seconds']} s -> {summary['out_dir']}")
+    return "\n".join(lines)

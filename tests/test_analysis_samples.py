@@ -1,0 +1,35 @@
+"""Sample quality on a folder holding one valid and one invalid ABC file (real abc2midi and music21)."""
+
+import matplotlib.image
+import numpy as np
+
+from analysis.samples import repeated_bar_rate, sample_quality
+
+VALID = "X:1\nM:4/4\nL:1/8\nK:C\nCDEF GABc|c2B2 A2G2|CDEF GABc|c8|]\n"
+INVALID = "this is no tune: no X: field, no key\n"
+
+
+def test_shares_of_valid_and_converted_samples(tmp_path):
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "t0.9_00.abc").write_text(VALID)
+    (samples / "t0.9_01.abc").write_text(INVALID)
+    table, summary = sample_quality(samples, tmp_path / "out")
+    assert summary["samples"] == 2
+    assert summary["share_valid_abc2midi"] == 0.5
+    assert summary["share_valid_music21"] == 0.5
+    assert summary["share_converted_to_midi"] == 0.5
+    assert summary["pitch_class_distance"] is None  # no data folder given
+    valid, invalid = table.iloc[0], table.iloc[1]
+    assert valid["valid_abc2midi"] and valid["valid_music21"] and valid["converted_to_midi"]
+    assert not (invalid["valid_abc2midi"] or invalid["valid_music21"] or invalid["converted_to_midi"])
+    assert "X:" in invalid["abc2midi_message"]  # abc2midi's own reason is kept
+    roll = matplotlib.image.imread(tmp_path / "out" / valid["piano_roll"])
+    assert roll.ndim == 3 and roll.shape[0] > 100 and roll.shape[1] > 100 and roll.std() > 0
+    assert not isinstance(invalid["piano_roll"], str)
+
+
+def test_repeated_bar_rate_counts_bars_seen_before():
+    assert repeated_bar_rate(VALID) == 0.25  # bar 3 repeats bar 1, of 4 bars
+    assert repeated_bar_rate("X:1\nL:1/8\nK:C\nCDEF|GABc|\n") == 0.0
+    assert np.isnan(repeated_bar_rate("X:1\nK:C\n"))

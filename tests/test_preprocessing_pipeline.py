@@ -1,0 +1,196 @@
+"""End to end: the pipeline on every real MIDI file plus hostile ones, on a real local Ray."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import music21
+import numpy as np
+import pandas as pd
+import pretty_midi
+import pytest
+
+from preprocessing.abc_tokens import Vocabulary, tokenize_abc
+from preprocessing.abc_tools import abc_to_midi
+from preprocessing.chunking import chunk_tune
+from preprocessing.pipeline import prepare
+from preprocessing.shards import SPLITS, load_meta, read_split, verify_shards
+
+REPO = Path(__file__).resolve().parents[1]
+WEIRD_NAME = "a'b \"c\" $(x);.mid"
+HOSTILE_REASONS = {"zero.mid": "empty_file", "random.mid": "not_midi", "header_only.mid": "no_notes",
+                   "text.mid": "not_midi", "drums.mid": "drums_only", "truncated.mid": "parse_error"}
+
+
+def make_hostile(folder, midi_dir):
+    """Bad files, plus real files under awkward names (those convert: duplicates of the originals)."""
+    folder.mkdir()
+    real = sorted((midi_dir / "pop909").iterdir())[0].read_bytes()
+    (folder / "zero.mid").write_bytes(b"")
+    (folder / "random.mid").write_bytes(np.random.default_rng(0).bytes(3000))
+    (folder / "truncated.mid").write_bytes(real[: len(real) // 3])
+    (folder / "header_only.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0")
+    (folder / "text.mid").write_text("this is not a MIDI file\n")
+    drums = pretty_midi.PrettyMIDI()
+    kit = pretty_midi.Instrument(program=0, is_drum=True)
+    kit.notes = [pretty_midi.Note(100, 36 + i % 8, i * 0.25, i * 0.25 + 0.2) for i in range(200)]
+    drums.instruments.append(kit)
+    drums.write(str(folder / "drums.mid"))
+    (folder / WEIRD_NAME).write_bytes(real)
+    (folder / "with space.mid").write_bytes(real)
+    (folder / "UPPER.MIDI").write_bytes(sorted((midi_dir / "pop909").iterdir())[1].read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hostile_dir(tmp_path_factory, midi_dir):
+    return make_hostile(tmp_path_factory.mktemp("hostile") / "in", midi_dir)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, midi_dir, hostile_dir, ray_local):
+    out = tmp_path_factory.mktemp("prepared") / "data"
+    summary = prepare([str(midi_dir), str(hostile_dir)], out, quiet=True)
+    return out, summary
+
+
+def test_every_input_has_one_manifest_row(prepared, midi_dir, hostile_dir):
+    out, summary = prepared
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    inputs = [p for d in (midi_dir, hostile_dir) for p in d.rglob("*") if p.is_file()
+              and p.suffix.lower() in (".mid", ".midi")]
+    assert len(inputs) == 672 + len(list(hostile_dir.iterdir()))
+    assert sorted(manifest.source) == sorted(str(p.resolve()) for p in inputs)
+    assert set(manifest.status) == {"ok", "duplicate", "rejected"}
+    assert summary["files_in"] == len(manifest) == summary["ok"] + summary["duplicate"] + summary["rejected"]
+    abc = pd.read_parquet(out / "abc")
+    assert sorted(abc.source) == sorted(manifest.source[manifest.status == "ok"])
+    kept = set(manifest.source[manifest.status == "ok"])
+    assert set(manifest.duplicate_of[manifest.status == "duplicate"]) <= kept
+
+
+def test_bad_files_are_rejected_with_their_reason(prepared, midi_dir, hostile_dir):
+    out, _ = prepared
+    manifest = pd.read_parquet(out / "manifest.parquet").set_index("source")
+    for name, reason in HOSTILE_REASONS.items():
+        row = manifest.loc[str(hostile_dir / name)]
+        assert (row.status, row.reason) == ("rejected", reason), name
+    assert manifest.loc[str(midi_dir / "miditok/one_track/empty.mid"), "reason"] == "no_notes"
+    assert manifest.reason[manifest.status == "rejected"].ne("").all()
+
+
+def test_copies_under_awkward_names_are_duplicates_of_one_kept_tune(prepared, hostile_dir):
+    out, _ = prepared
+    manifest = pd.read_parquet(out / "manifest.parquet").set_index("source")
+    for names, copies in (([WEIRD_NAME, "with space.mid"], 3), (["UPPER.MIDI"], 2)):
+        rows = manifest.loc[[str(hostile_dir / name) for name in names]]
+        group = manifest[manifest.tune_md5 == rows.tune_md5.iloc[0]]
+        assert len(group) == copies and (group.status == "ok").sum() == 1
+        assert set(group.duplicate_of[group.status == "duplicate"]) == {min(group.index)}
+
+
+def test_every_tune_round_trips_through_tokens_and_shards(prepared):
+    out, _ = prepared
+    meta = load_meta(out)
+    vocab = Vocabulary.from_meta(meta)
+    abc = pd.read_parquet(out / "abc")
+    for split in SPLITS:
+        ids = np.asarray(read_split(out, split))
+        ends = np.flatnonzero(ids == vocab.eot_id)
+        assert len(ends) == meta["splits"][split]["chunks"] and (len(ids) == 0 or ends[-1] == len(ids) - 1)
+        pieces = [p for tune in abc.abc[abc.split == split] for p in chunk_tune(tune, meta["settings"]["chunk_tokens"])]
+        assert len(pieces) == len(ends)
+        for piece, start, end in zip(pieces, np.r_[0, ends[:-1] + 1], ends):
+            assert "".join(tokenize_abc(piece)) == piece
+            assert vocab.encode(piece) == ids[start:end].tolist()
+            if vocab.unk_id not in ids[start:end]:
+                assert vocab.decode(ids[start:end]) == piece
+            assert piece.startswith("X:1\n") and "\nK:" in piece
+
+
+def test_splits_are_disjoint_and_match_meta(prepared):
+    out, summary = prepared
+    verify_shards(out)
+    meta = load_meta(out)
+    abc = pd.read_parquet(out / "abc")
+    assert abc.md5.is_unique
+    for split in SPLITS:
+        assert meta["splits"][split]["tunes"] == (abc.split == split).sum() > 0
+        assert meta["splits"][split]["tokens"] == len(read_split(out, split)) == abc.tokens[abc.split == split].sum()
+    assert sum(meta["splits"][s]["tokens"] for s in SPLITS) == summary["tokens"]
+    assert meta["vocab_size"] == len(meta["vocab"]) < 65536 and meta["dtype"] == "uint16"
+
+
+def test_kept_abc_plays_in_abc2midi_and_music21(prepared, tmp_path):
+    out, _ = prepared
+    abc = pd.read_parquet(out / "abc").sort_values("md5")
+    for i, tune in enumerate(abc.abc.iloc[::25]):
+        ok, message = abc_to_midi(tune, tmp_path / f"{i}.mid")
+        assert ok, message
+    for tune in abc.sort_values("tokens").abc.iloc[:3]:
+        score = music21.converter.parse(tune, format="abc")
+        assert len(score.flatten().notes) > 0
+
+
+def test_long_tunes_are_cut_into_chunks_that_play(prepared, tmp_path):
+    out, _ = prepared
+    meta = load_meta(out)
+    abc = pd.read_parquet(out / "abc")
+    long_tune = abc.sort_values("tokens").abc.iloc[-1]
+    pieces = chunk_tune(long_tune, meta["settings"]["chunk_tokens"])
+    assert len(pieces) > 1
+    for piece in (pieces[0], pieces[len(pieces) // 2], pieces[-1]):
+        ok, message = abc_to_midi(piece, tmp_path / "chunk.mid")
+        assert ok, message
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory, midi_dir, hostile_dir, ray_local):
+    inputs = [str(midi_dir / "miditok"), str(hostile_dir)]
+    outs = [tmp_path_factory.mktemp("small") / f"run{i}" for i in range(2)]
+    summaries = [prepare(inputs, out, quiet=True, chunk_tokens=512) for out in outs]
+    return inputs, outs, summaries
+
+
+def test_two_runs_give_identical_shards(small_runs):
+    _, (first, second), _ = small_runs
+    for name in [f"tokens/{s}.bin" for s in SPLITS] + ["meta.json"]:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert pd.read_parquet(first / "manifest.parquet").equals(pd.read_parquet(second / "manifest.parquet"))
+
+
+def test_rerun_into_existing_out_resumes_or_refuses(small_runs, tmp_path):
+    inputs, (first, second), (summary, _) = small_runs
+    assert prepare(inputs, first, quiet=True, chunk_tokens=512) == summary  # complete: nothing redone
+    with pytest.raises(FileExistsError, match="settings.*--overwrite"):
+        prepare(inputs, first, quiet=True, chunk_tokens=1024)
+    with pytest.raises(FileExistsError, match="inputs"):
+        prepare(inputs[:1], first, quiet=True, chunk_tokens=512)
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="no preprocessing run"):
+        prepare(inputs, stranger, quiet=True)
+    shards = (second / "tokens/train.bin").read_bytes()
+    (second / "summary.json").unlink()  # as if interrupted before the end
+    (second / "tokens/train.bin").write_bytes(b"partial")
+    resumed = prepare(inputs, second, quiet=True, chunk_tokens=512)
+    assert (second / "tokens/train.bin").read_bytes() == shards
+    assert resumed["splits"] == summary["splits"]
+
+
+def test_cli_refuses_clearly(tmp_path, hostile_dir):
+    script = [sys.executable, str(REPO / "preprocessing" / "run.py")]
+    missing = subprocess.run(script + ["--input", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
+                                       "--num-cpus", "1"], capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "nowhere: no such file" in missing.stderr
+    bad_split = subprocess.run(script + ["--input", str(hostile_dir), "--out", str(tmp_path / "o"),
+                                         "--split", "0.5,0.6,0.1", "--num-cpus", "1"],
+                               capture_output=True, text=True, timeout=120)
+    assert bad_split.returncode != 0 and "split" in bad_split.stderr
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("")
+    taken = subprocess.run(script + ["--input", str(hostile_dir), "--out", str(tmp_path / "taken"),
+                                     "--num-cpus", "1"], capture_output=True, text=True, timeout=120)
+    assert taken.returncode != 0 and "--out" in taken.stderr and json.dumps("x") not in taken.stdout

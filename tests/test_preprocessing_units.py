@@ -1,0 +1,123 @@
+"""The pieces of the pipeline on small real inputs: cleaning, tokenizer, vocabulary, split, chunking,
+settings and input resolution."""
+
+import music21
+import pytest
+
+from preprocessing.abc_clean import Limits, clean_abc
+from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokenize_with_kinds
+from preprocessing.abc_tools import abc_to_midi, midi_to_abc
+from preprocessing.chunking import chunk_tune
+from preprocessing.inputs import resolve_inputs
+from preprocessing.settings import Settings
+from preprocessing.tune_split import split_of
+
+RAW = """X: 1
+T: from /some/file name.mid
+M: 4/4
+L: 1/8
+Q:1/4=120
+% Last note suggests major mode tune
+K:G % 1 sharp
+V:1
+%%MIDI program 0
+w: la la
+G2AB c2d2|e2d2 B4|G2AB c2d2|e2d2 B4| \\
+G2AB c2d2|e2d2 B4|
+V:2
+%%MIDI channel 10
+C,2C,2 C,2C,2|C,2C,2 C,2C,2|C,2C,2 C,2C,2|C,2C,2 C,2C,2|
+"""
+
+
+def test_clean_keeps_music_and_drops_chatter_and_drums(tmp_path):
+    tune, reason = clean_abc(RAW)
+    assert reason is None
+    assert tune.abc == "X:1\nM:4/4\nL:1/8\nQ:1/4=120\nK:G\nV:1\nG2AB c2d2|e2d2 B4|G2AB c2d2|e2d2 B4|\nG2AB c2d2|e2d2 B4|\n"
+    assert (tune.notes, tune.bars, tune.voices) == (24, 6, 1)
+    ok, message = abc_to_midi(tune.abc, tmp_path / "t.mid")
+    assert ok, message
+
+
+@pytest.mark.parametrize("raw, limits, reason", [
+    ("no tune here", Limits(), "no_tune"),
+    ("X:1\nT:t\n", Limits(), "no_key"),
+    ("X:1\nK:C\nV:1\nz8|z8|\n", Limits(), "no_notes"),
+    (RAW.replace("%%MIDI program 0", "%%MIDI channel 10"), Limits(), "drums_only"),
+    (RAW, Limits(min_notes=31), "too_short"),
+    (RAW, Limits(max_bars=5), "too_long"),
+])
+def test_clean_rejects_with_a_reason(raw, limits, reason):
+    assert clean_abc(raw, limits) == (None, reason)
+
+
+@pytest.mark.parametrize("text", [
+    "X:1\nM:6/8\nL:1/8\nK:Bb\nV:1\n[K:D] ^c'3/2 _B,,/ =f2- f|:(3abc [CEG]2 z4 x/|1 A>B !trill!c \"Am\"d:|2 e4|]\n",
+    "odd § chars\t{g}A~B .C\n\n",
+])
+def test_tokenizer_is_lossless_and_note_level(text):
+    assert "".join(tokenize_abc(text)) == text
+    kinds = dict(tokenize_with_kinds("^c'3/2 _B,,/ |: [CEG]2 (3abc"))
+    assert kinds["^c'3/2"] == kinds["_B,,/"] == "note" and kinds["|:"] == "bar" and kinds["(3"] == "tuplet"
+
+
+def test_vocabulary_maps_rare_tokens_to_unk_and_checks_its_hash():
+    vocab = Vocabulary.build({"A": 5, "B": 2, "C": 1}, min_count=2)
+    assert vocab.tokens == [UNK, EOT, "A", "B"] and vocab.encode("ABC") == [2, 3, vocab.unk_id]
+    assert vocab.decode(vocab.encode("AB")) == "AB"
+    meta = {"vocab": vocab.tokens, "vocab_sha256": "0" * 64}
+    with pytest.raises(ValueError, match="vocab_sha256"):
+        Vocabulary.from_meta(meta)
+
+
+def test_split_is_a_function_of_the_hash():
+    md5s = [f"{i:032x}"[::-1] for i in range(2000)]
+    splits = [split_of(m, (0.8, 0.1, 0.1)) for m in md5s]
+    assert splits == [split_of(m, (0.8, 0.1, 0.1)) for m in md5s]
+    assert 1450 < splits.count("train") < 1750 and splits.count("val") > 100 and splits.count("test") > 100
+
+
+def test_chunks_are_cut_at_bar_lines_and_keep_the_header(midi_dir, tmp_path):
+    raw, _ = midi_to_abc(midi_dir / "miditok" / "multitrack" / "Aicha.mid")
+    tune, _ = clean_abc(raw)
+    pieces = chunk_tune(tune.abc, 300)
+    header = tune.abc[: tune.abc.index("\nV:1") + 1]
+    assert len(pieces) > 3 and all(p.startswith(header) for p in pieces)
+    assert all(len(tokenize_abc(p)) <= 300 for p in pieces[:-1] if p.count("|") > 1)
+    bodies = "".join(p[len(header):] for p in pieces)
+    assert bodies.replace("\n", "").count("|") == tune.abc.replace("\n", "").count("|")
+    for piece in pieces[1:4]:
+        assert piece[len(header):].startswith("V:") and abc_to_midi(piece, tmp_path / "c.mid")[0]
+
+
+def test_settings_name_the_bad_option():
+    with pytest.raises(ValueError, match="split"):
+        Settings.from_kwargs(split="0.5,0.5,0.5")
+    with pytest.raises(ValueError, match="unknown setting 'chunk'"):
+        Settings.from_kwargs(chunk=3)
+    with pytest.raises(ValueError, match="max_vocab"):
+        Settings.from_kwargs(max_vocab=70000)
+
+
+def test_inputs_folder_glob_list_and_tune_book(tmp_path, midi_dir):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "A.MID").write_bytes(b"x")
+    (tmp_path / "b.midi").write_bytes(b"x")
+    (tmp_path / "ignored.txt.bak").write_text("")
+    book = tmp_path / "book.abc"
+    book.write_text("%abc\nX:1\nT:a\nK:C\nCDEF|\n\nX:2\nT:b\nK:G\nGABc|\n")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# comment\n{book}\nb.midi\n")
+    folder = resolve_inputs([str(tmp_path)])
+    assert [i["source"] for i in folder] == [str(tmp_path / "b.midi"), str(tmp_path / "sub" / "A.MID")]
+    listed = resolve_inputs([str(listing), str(tmp_path / "*.midi")])
+    assert [i["source"] for i in listed] == [str(tmp_path / "b.midi"), f"{book}#1", f"{book}#2"]
+    assert listed[2]["text"] == "X:2\nT:b\nK:G\nGABc|\n"
+    with pytest.raises(ValueError, match="nowhere"):
+        resolve_inputs([str(tmp_path / "nowhere")])
+
+
+def test_music21_corpus_is_found():
+    items = resolve_inputs(["music21"])
+    assert len(items) > 12000 and all(i["kind"] == "abc" for i in items[:50])
+    assert music21.converter.parse(items[0]["text"], format="abc") is not None

@@ -1,0 +1,82 @@
+"""A micro sweep on a local Ray: every trial finishes one exact epoch and reports the contract's metrics."""
+
+import json
+import math
+
+import pytest
+
+from preprocessing.shards import load_meta
+from sweep.config import ConfigError, apply_overrides, load_config, load_preset, preset_names
+from sweep.metrics import METRICS
+from sweep.run import main
+from test_sweep_support import micro_sweep, sweep_data  # noqa: F401  (fixtures)
+
+
+def trial_dirs(experiment):
+    return sorted(p for p in experiment.iterdir() if (p / "params.json").exists())
+
+
+def reports(trial_dir):
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+
+
+def epoch_tokens(data_dir, config):
+    """Tokens in one epoch of windows: of train.bin, or of its first max_train_tokens."""
+    train = load_meta(data_dir)["splits"]["train"]["tokens"]
+    train = min(train, config["train"]["max_train_tokens"] or train)
+    block = config["train"]["block_size"]
+    return (train - 1) // block * block
+
+
+def test_micro_sweep_trials_report_every_metric_and_one_exact_epoch(micro_sweep, sweep_data):
+    config = load_config("tiny")
+    dirs = trial_dirs(micro_sweep)
+    assert sorted(json.loads((d / "params.json").read_text())["arch"] for d in dirs) == ["gpt", "lstm"]
+    for trial_dir in dirs:
+        lines = reports(trial_dir)
+        assert len(lines) > 3, "a trial reports every few steps, not only at the end"
+        assert all(set(METRICS) - {"val_loss"} <= set(line) for line in lines)
+        final = lines[-1]
+        assert final["tokens_seen"] == epoch_tokens(sweep_data, config)
+        assert final["epoch_fraction"] == 1.0 and final["truncated_by_budget"] is False
+        assert math.isfinite(final["val_loss"]) and final["val_loss"] < math.log(load_meta(sweep_data)["vocab_size"])
+        assert sum("val_loss" in line for line in lines) == config["train"]["val_points"] + 1
+        assert [line["tokens_seen"] for line in lines] == sorted(line["tokens_seen"] for line in lines)
+        assert any(p.name.startswith("checkpoint_") for p in trial_dir.iterdir())
+    sweep_file = json.loads((micro_sweep / "sweep.json").read_text())
+    assert sweep_file["config"] == config
+
+
+@pytest.mark.parametrize("override, field", [
+    ("train.learning_rate=-1", "train.learning_rate"),
+    ("train.lerning_rate=1e-3", "train.lerning_rate"),
+    ("sizes=[cpu-tiny,huge]", "sizes[1]"),
+    ("train.betas=[0.9]", "train.betas"),
+    ("resources.cpus_per_trial=0", "resources.cpus_per_trial"),
+])
+def test_bad_values_are_named(override, field):
+    with pytest.raises(ConfigError) as error:
+        load_config("full", [override])
+    assert error.value.field == field
+
+
+def test_every_preset_is_valid():
+    assert {"demo", "full", "tiny"} <= set(preset_names())
+    for name in preset_names():
+        load_config(name)
+    assert apply_overrides(load_preset("full"), ["train.batch_size=8"])["train"]["batch_size"] == 8
+
+
+def test_bad_preset_fails_fast_with_exit_code_2_before_ray_starts(sweep_data, tmp_path, capsys):
+    import ray
+
+    was_running = ray.is_initialized()
+    for argv in (["--data", sweep_data, "--preset", "nope"],
+                 ["--data", sweep_data, "--preset", "tiny", "--set", "train.dropout=2"],
+                 ["--data", tmp_path / "missing", "--preset", "tiny"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([str(a) for a in argv] + ["--storage", str(tmp_path)])
+        assert exit_.value.code == 2
+    errors = capsys.readouterr().err
+    assert "preset" in errors and "train.dropout" in errors and "--data" in errors
+    assert ray.is_initialized() == was_running and not list(tmp_path.iterdir())

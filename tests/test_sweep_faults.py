@@ -1,0 +1,80 @@
+"""Faults a sweep must survive: a trial process killed mid-epoch, a time budget, an interrupted sweep."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import ray
+
+from conftest import REPO
+from test_sweep import epoch_tokens, reports, trial_dirs
+from test_sweep_support import run_sweep_in_process, sweep_command, sweep_data  # noqa: F401  (fixture)
+from sweep.config import load_config
+
+
+def test_killed_trial_resumes_from_its_checkpoint_and_sees_each_token_once(sweep_data, ray_local, tmp_path):
+    # checkpoints at steps 10, 20, ...; the trial's process dies at step 23, so steps 21-23 are done twice.
+    overrides = ["archs=[gpt]", "train.checkpoint_every=10", "train.report_every=5", "train.crash_at_step=23"]
+    results, experiment = run_sweep_in_process(sweep_data, tmp_path, "killed", overrides)
+    assert results.num_errors == 0, results.errors
+    final = results[0].metrics
+    assert final["tokens_seen"] == epoch_tokens(sweep_data, load_config("tiny", overrides))
+    assert final["epoch_fraction"] == 1.0 and final["truncated_by_budget"] is False
+    assert final["iterations_since_restore"] < final["training_iteration"], "restarted from scratch"
+    lines = reports(trial_dirs(experiment)[0])
+    first_after_restart = [line for line in lines if line["iterations_since_restore"] == 1][-1]
+    assert first_after_restart["tokens_seen"] == 25 * 8 * 32, "the retry goes on from the step-20 checkpoint"
+
+
+def test_budget_cut_sets_truncated_and_still_reports_final_metrics(sweep_data, ray_local, tmp_path):
+    # ~370 one-window steps of the largest demo model: far more than 3 s on any CPU.
+    overrides = ["archs=[gpt]", "sizes=[cpu-xl]", "train.batch_size=1", "train.time_budget_s=3"]
+    results, _ = run_sweep_in_process(sweep_data, tmp_path, "budget", overrides)
+    final = results[0].metrics
+    assert results.num_errors == 0, results.errors
+    assert final["truncated_by_budget"] is True
+    assert 0 < final["epoch_fraction"] < 1 and math.isfinite(final["val_loss"])
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def finished(trial_dir):
+    return (trial_dir / "result.json").exists() and any(
+        json.loads(line).get("epoch_fraction") == 1.0 for line in (trial_dir / "result.json").read_text().splitlines())
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(sweep_data, ray_local, tmp_path):
+    """The driver is stopped (Ctrl-C) after the first trial; --resume runs only what is left."""
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    overrides = ["max_concurrent_trials=1"]
+    driver = subprocess.Popen(sweep_command(sweep_data, tmp_path, "resumed", overrides), cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    experiment = tmp_path / "resumed"
+
+    def first_trial_done():
+        assert driver.poll() is None, f"the sweep ended before it was interrupted:\n{driver.stdout.read()}"
+        return experiment.exists() and any(finished(d) for d in trial_dirs(experiment))
+
+    wait_for(first_trial_done, 120, "the first trial to finish")
+    driver.send_signal(signal.SIGINT)
+    output = driver.communicate(timeout=60)[0]
+    first = next(d for d in trial_dirs(experiment) if finished(d))
+    before = (first / "result.json").read_text()
+    assert sum(map(finished, trial_dirs(experiment))) == 1, f"expected one trial left to resume:\n{output}"
+
+    resumed = subprocess.run([sys.executable, str(REPO / "sweep" / "run.py"), "--resume", "resumed",
+                              "--storage", str(tmp_path), "--quiet"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert (first / "result.json").read_text() == before, "a finished trial ran again"
+    assert len(trial_dirs(experiment)) == 2 and all(finished(d) for d in trial_dirs(experiment))
