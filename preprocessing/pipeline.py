@@ -1,8 +1,9 @@
 """prepare(): any MIDI corpus -> clean ABC -> dedup -> per-tune split -> vocab -> chunks -> token shards.
 
-Ray Data does the per-file work (read bytes, midi2abc, cleaning). The driver streams the results:
-it keeps one small record per input file (no ABC) and writes each distinct tune's ABC once to a
-scratch Parquet file, so dedup, split and vocabulary need only hashes and the distinct tunes.
+Ray Data does the per-file work (read bytes, midi2abc, cleaning) and the per-tune work (token counts,
+chunking, encoding; see token_stage.py). The driver streams the results: it keeps one small record per
+input file (no ABC) and writes each distinct tune's ABC once to a scratch Parquet file, so dedup and
+split need only hashes, and only distinct tunes are tokenized.
 """
 
 import hashlib
@@ -20,13 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary, count_tokens, tokenize_with_kinds
-from preprocessing.chunking import chunk_tokens
+from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
 from preprocessing.convert import convert_batch
 from preprocessing.inputs import ray_path, resolve_inputs
 from preprocessing.render import rejected_record, render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
+from preprocessing.token_stage import encoded_tunes, train_token_counts
 from preprocessing.tune_split import hash_position, rescue_empty_splits, split_of
 
 RUN_FILE = "run.json"
@@ -53,13 +54,18 @@ def prepare(inputs, out_dir, **settings):
         return finished
     say = (lambda *a: None) if settings.quiet else print
     say(f"preprocessing: {len(items)} inputs -> {out}")
-    records = converted_records(items, out / WORK_DIR, settings, say)
-    converted = time.time()
-    manifest = assign_status_and_split(records, settings.split)
-    tunes = kept_tunes(manifest, out / WORK_DIR)
-    train_counts = count_tokens(tunes.abc[tunes.split == "train"])
-    vocab = Vocabulary.build(train_counts, settings.min_count, settings.max_vocab)
-    splits = write_shards(out, tunes, vocab, settings.chunk_tokens)
+    started_ray = connect_ray(settings)
+    try:
+        records = converted_records(items, out / WORK_DIR, settings, say)
+        converted = time.time()
+        manifest = assign_status_and_split(records, settings.split)
+        tunes = kept_tunes(manifest, out / WORK_DIR)
+        train_counts = train_token_counts(tunes.abc[tunes.split == "train"])
+        vocab = Vocabulary.build(train_counts, settings.min_count, settings.max_vocab)
+        splits = write_shards(out, tunes, vocab, settings.chunk_tokens)
+    finally:
+        if started_ray:
+            ray.shutdown()
     write_tables(out, manifest, tunes)
     write_meta(out, meta_of(vocab, splits, settings, run))
     summary = summarize(out, manifest, tunes, splits, vocab, converted - started, time.time() - converted)
@@ -116,22 +122,17 @@ def converted_records(items, work, settings, say):
             readable.append(item)
     source_of = {ray_path(item["location"]): item["source"] for item in readable}
     parts, seen = [pd.DataFrame(rows)], set()
-    started_ray = connect_ray(settings)
-    try:
-        with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA) as tunes_file:
-            for batch in converted_batches(readable, settings):
-                new = [i for i, (status, md5) in enumerate(zip(batch["status"].to_pylist(),
-                                                               batch["tune_md5"].to_pylist()))
-                       if status == "ok" and md5 not in seen and not seen.add(md5)]
-                if new:
-                    tunes_file.write_table(batch.select(["tune_md5", "abc"]).take(new).cast(TUNE_SCHEMA))
-                part = batch.drop_columns(["abc"]).to_pandas()
-                part.insert(0, "source", part.pop("path").map(source_of))
-                parts.append(part)
-                say(f"  converted {sum(len(p) for p in parts)}/{len(items)}")
-    finally:
-        if started_ray:
-            ray.shutdown()
+    with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA) as tunes_file:
+        for batch in converted_batches(readable, settings):
+            new = [i for i, (status, md5) in enumerate(zip(batch["status"].to_pylist(),
+                                                           batch["tune_md5"].to_pylist()))
+                   if status == "ok" and md5 not in seen and not seen.add(md5)]
+            if new:
+                tunes_file.write_table(batch.select(["tune_md5", "abc"]).take(new).cast(TUNE_SCHEMA))
+            part = batch.drop_columns(["abc"]).to_pandas()
+            part.insert(0, "source", part.pop("path").map(source_of))
+            parts.append(part)
+            say(f"  converted {sum(len(p) for p in parts)}/{len(items)}")
     records = pd.concat(parts, ignore_index=True).sort_values("source", ignore_index=True)
     if len(records) != len(items) or records.source.isna().any():
         raise RuntimeError(f"{len(items)} inputs gave {len(records)} records: a file went missing in Ray")
@@ -204,20 +205,16 @@ def kept_tunes(manifest, work):
 
 
 def write_shards(out, tunes, vocab, max_tokens):
-    """tokens/<split>.bin: each chunk's ids then <eot>. Adds chunks/tokens/unk columns to tunes."""
+    """tokens/<split>.bin: each chunk's ids then <eot>, tunes in table order. Adds chunks/tokens/unk columns."""
     splits, chunks, tokens, unknown = {}, [], [], []
     for split in SPLITS:
         abc_texts = tunes.abc[tunes.split == split]
         with ShardWriter(out, split) as writer:
-            for abc in abc_texts:
-                ids = []
-                pieces = chunk_tokens(tokenize_with_kinds(abc), max_tokens)
-                for piece in pieces:
-                    ids += vocab.encode_tokens(piece) + [vocab.eot_id]
-                writer.write(np.asarray(ids, dtype=DTYPE))
-                chunks.append(len(pieces))
+            for ids, tune_chunks, tune_unk in encoded_tunes(abc_texts, vocab, max_tokens):
+                writer.write(ids)
+                chunks.append(tune_chunks)
                 tokens.append(len(ids))
-                unknown.append(ids.count(vocab.unk_id))
+                unknown.append(tune_unk)
         written = chunks[len(chunks) - len(abc_texts):]
         splits[split] = {"tunes": len(abc_texts), "chunks": sum(written), **writer.entry}
     tunes["chunks"], tunes["tokens"], tunes["unk"] = chunks, tokens, unknown

@@ -53,14 +53,14 @@ def trial_name(trial):
     return f"{trial.config['arch']}-{trial.config['size']}_{trial.trial_id}"
 
 
+def tune_config(config):
+    return tune.TuneConfig(max_concurrent_trials=config["max_concurrent_trials"] or None,
+                           trial_name_creator=trial_name, trial_dirname_creator=trial_name)
+
+
 def new_tuner(config, data, name, storage, use_gpu, verbose=1):
-    return tune.Tuner(
-        trainable(config, use_gpu),
-        param_space=trial_space(config, data),
-        tune_config=tune.TuneConfig(max_concurrent_trials=config["max_concurrent_trials"] or None,
-                                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
-        run_config=run_config(config, name, storage, verbose),
-    )
+    return tune.Tuner(trainable(config, use_gpu), param_space=trial_space(config, data),
+                      tune_config=tune_config(config), run_config=run_config(config, name, storage, verbose))
 
 
 def restored_tuner(path, config, use_gpu):

@@ -1,116 +1,20 @@
-"""End-to-end analysis of a real micro sweep: real MIDI -> ABC -> tokens, real Ray Tune trials that train
-models.build_model for a few steps and report the contract metrics, then analysis/run.py on the storage.
-
-`micro_sweep` is the only place that knows how the results folder is made; swap it for the sweep's own
-micro-sweep fixture once that exists.
-"""
+"""End-to-end analysis of a real micro sweep (conftest's `micro_sweep`: real MIDI -> the preprocessing
+pipeline -> real Tune trials of sweep/trial.py, the largest size cut by its budget), then analysis/run.py."""
 
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from ray import cloudpickle, tune
 
 from analysis import analyze, load_results
-from models import build_model
-from preprocessing.abc_clean import clean_abc
-from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary, count_tokens
-from preprocessing.abc_tools import midi_to_abc
-from preprocessing.shards import read_split, write_meta, write_split
-
-REPO = Path(__file__).resolve().parents[1]
-SIZES = ["cpu-tiny", "cpu-small", "cpu-medium", "cpu-large", "cpu-xl"]
-TRUNCATED_SIZE = "cpu-xl"  # given no time budget, so its trials stop after one step
-BLOCK, BATCH, STEPS, VAL_WINDOWS = 32, 8, 12, 24
-
-
-def make_data(midi_dir, out_dir, n_files=14):
-    """A data folder in the contract's format from real POP909 files: 3 val, 3 test, the rest train."""
-    tunes = []
-    for path in sorted((midi_dir / "pop909").glob("*.mid"))[:n_files]:
-        raw, reason = midi_to_abc(path)
-        tune_, reason = clean_abc(raw) if raw else (None, reason)
-        assert tune_ is not None, f"{path}: {reason}"
-        tunes.append(tune_.abc)
-    splits = {"val": tunes[:3], "test": tunes[3:6], "train": tunes[6:]}
-    vocab = Vocabulary.build(count_tokens(splits["train"]), min_count=1)
-    meta = {"tokenizer_version": TOKENIZER_VERSION, "vocab": vocab.tokens, "vocab_size": len(vocab),
-            "vocab_sha256": vocab.sha256, "eot_id": vocab.eot_id, "unk_id": vocab.unk_id, "dtype": "uint16",
-            "splits": {}}
-    for split, texts in splits.items():
-        ids = [i for text in texts for i in vocab.encode(text) + [vocab.eot_id]]
-        meta["splits"][split] = {"tunes": len(texts), **write_split(out_dir, split, ids)}
-    write_meta(out_dir, meta)
-    return out_dir
-
-
-def micro_trainable(config):
-    """Trains one real model for a few steps and reports the contract metrics like sweep/trial.py does."""
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    train = torch.from_numpy(read_split(config["data"], "train").astype(np.int64))
-    val = torch.from_numpy(read_split(config["data"], "val").astype(np.int64))
-    vocab_size = json.loads((Path(config["data"]) / "meta.json").read_text())["vocab_size"]
-    model = build_model(config["arch"], config["size"], vocab_size, block_size=BLOCK)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    windows = train[: len(train) // (BLOCK + 1) * (BLOCK + 1)].view(-1, BLOCK + 1)
-    val_windows = val[: VAL_WINDOWS * (BLOCK + 1)].view(-1, BLOCK + 1)
-    tokens_seen, losses = 0, []
-    for step in range(STEPS):
-        batch = windows[(step * BATCH) % len(windows):][:BATCH]
-        _, loss = model(batch[:, :-1], batch[:, 1:])
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        tokens_seen += batch[:, 1:].numel()
-        losses.append(loss.item())
-        truncated = time.perf_counter() - started > config["time_budget_s"]
-        final = truncated or step == STEPS - 1
-        if final or (step + 1) % 4 == 0:
-            metrics = {
-                "arch": config["arch"], "size": config["size"], "params": model.num_params(),
-                "params_nonembed": model.num_params(non_embedding=True), "tokens_seen": tokens_seen,
-                "epoch_fraction": tokens_seen / windows[:, 1:].numel(), "train_loss": float(np.mean(losses)),
-                "wall_s": time.perf_counter() - started,
-                "tokens_per_s": tokens_seen / (time.perf_counter() - started),
-                "flops": model.flops_per_token() * tokens_seen, "mfu": None,
-                "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "truncated_by_budget": truncated,
-            }
-            if final or step + 1 == STEPS // 2:
-                with torch.no_grad():
-                    metrics["val_loss"] = model(val_windows[:, :-1], val_windows[:, 1:])[1].item()
-            tune.report(metrics)
-            losses = []
-        if final:
-            return
-
-
-@pytest.fixture(scope="module")
-def micro_sweep(tmp_path_factory, midi_dir, ray_local):
-    """results/<name>/ of a real 10-trial Tune run (5 sizes x GPT/LSTM; the largest cut by its budget)."""
-    root = tmp_path_factory.mktemp("micro")
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import a test module
-    data = make_data(midi_dir, root / "data")
-    space = {"arch": tune.grid_search(["gpt", "lstm"]), "size": tune.grid_search(SIZES), "data": str(data),
-             "time_budget_s": tune.sample_from(lambda config: 0.0 if config["size"] == TRUNCATED_SIZE else 600.0)}
-    tuner = tune.Tuner(tune.with_resources(micro_trainable, {"cpu": 1}), param_space=space,
-                       tune_config=tune.TuneConfig(reuse_actors=True),  # no process start-up per trial
-                       run_config=tune.RunConfig(storage_path=str(root / "results"), name="micro", verbose=0))
-    grid = tuner.fit()
-    assert not grid.errors, grid.errors
-    results = root / "results" / "micro"
-    (results / "sweep.json").write_text(json.dumps({"name": "micro", "data": {"location": str(data)}}))
-    return results
+from conftest import MICRO_SIZES as SIZES, REPO, TRUNCATED_SIZE
+from preprocessing.abc_tokens import Vocabulary
+from preprocessing.shards import read_split
 
 
 def write_samples(results, data):
@@ -166,8 +70,9 @@ def test_analysis_of_a_real_micro_sweep_writes_every_file(micro_sweep):
             assert entry["extrapolation"]["fit_points"] == len(SIZES) - 2
 
     samples = json.loads((out / "samples.json").read_text())
+    meta = json.loads((data / "meta.json").read_text())
     assert samples["share_valid_music21"] == 0.5 and samples["share_converted_to_midi"] == 0.5
-    assert 0 <= samples["pitch_class_distance"] <= 1 and samples["reference"]["tunes"] == 3
+    assert 0 <= samples["pitch_class_distance"] <= 1 and 0 < samples["reference"]["tunes"] <= meta["splits"]["test"]["chunks"]
 
     text = report.read_text()
     assert "bits/token" in text and "Left out of the fits" in text and f"gpt {TRUNCATED_SIZE} (truncated)" in text

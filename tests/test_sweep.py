@@ -9,7 +9,7 @@ from preprocessing.shards import load_meta
 from sweep.config import ConfigError, apply_overrides, load_config, load_preset, preset_names
 from sweep.metrics import METRICS
 from sweep.run import main
-from test_sweep_support import micro_sweep, sweep_data  # noqa: F401  (fixtures)
+from conftest import MICRO_SIZES, TRUNCATED_SIZE
 
 
 def trial_dirs(experiment):
@@ -29,20 +29,24 @@ def epoch_tokens(data_dir, config):
 
 
 def test_micro_sweep_trials_report_every_metric_and_one_exact_epoch(micro_sweep, sweep_data):
-    config = load_config("tiny")
+    config = load_config("tiny", [f"sizes=[{','.join(MICRO_SIZES)}]"])
     dirs = trial_dirs(micro_sweep)
-    assert sorted(json.loads((d / "params.json").read_text())["arch"] for d in dirs) == ["gpt", "lstm"]
+    assert sorted((json.loads((d / "params.json").read_text())["arch"] for d in dirs)) == \
+        ["gpt"] * len(MICRO_SIZES) + ["lstm"] * len(MICRO_SIZES)
     for trial_dir in dirs:
         lines = reports(trial_dir)
-        assert len(lines) > 3, "a trial reports every few steps, not only at the end"
-        assert all(set(METRICS) - {"val_loss"} <= set(line) for line in lines)
         final = lines[-1]
-        assert final["tokens_seen"] == epoch_tokens(sweep_data, config)
-        assert final["epoch_fraction"] == 1.0 and final["truncated_by_budget"] is False
+        assert all(set(METRICS) - {"val_loss"} <= set(line) for line in lines)
         assert math.isfinite(final["val_loss"]) and final["val_loss"] < math.log(load_meta(sweep_data)["vocab_size"])
-        assert sum("val_loss" in line for line in lines) == config["train"]["val_points"] + 1
         assert [line["tokens_seen"] for line in lines] == sorted(line["tokens_seen"] for line in lines)
         assert any(p.name.startswith("checkpoint_") for p in trial_dir.iterdir())
+        if final["size"] == TRUNCATED_SIZE:  # cut by its budget after one step, still with final metrics
+            assert final["truncated_by_budget"] is True and 0 < final["epoch_fraction"] < 1
+            continue
+        assert len(lines) > 3, "a trial reports every few steps, not only at the end"
+        assert final["tokens_seen"] == epoch_tokens(sweep_data, config)
+        assert final["epoch_fraction"] == 1.0 and final["truncated_by_budget"] is False
+        assert sum("val_loss" in line for line in lines) == config["train"]["val_points"] + 1
     sweep_file = json.loads((micro_sweep / "sweep.json").read_text())
     assert sweep_file["config"] == config
 

@@ -19,7 +19,7 @@ import ray
 from conftest import REPO
 from test_sweep import epoch_tokens, reports, trial_dirs
 from test_sweep_faults import wait_for
-from test_sweep_support import sweep_command, sweep_data  # noqa: F401  (fixture)
+from sweep_support import sweep_command
 from sweep.config import load_config
 
 # A lost node is noticed within a few seconds instead of the default ~30.
