@@ -121,7 +121,7 @@ def converted_records(items, work, settings, say):
         else:
             readable.append(item)
     source_of = {ray_path(item["location"]): item["source"] for item in readable}
-    parts, seen = [pd.DataFrame(rows)], set()
+    parts, seen, done_now = [pd.DataFrame(rows)], set(), len(rows)
     with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA) as tunes_file:
         for batch in converted_batches(readable, settings):
             new = [i for i, (status, md5) in enumerate(zip(batch["status"].to_pylist(),
@@ -132,7 +132,9 @@ def converted_records(items, work, settings, say):
             part = batch.drop_columns(["abc"]).to_pandas()
             part.insert(0, "source", part.pop("path").map(source_of))
             parts.append(part)
-            say(f"  converted {sum(len(p) for p in parts)}/{len(items)}")
+            done_before, done_now = done_now, done_now + len(part)
+            if done_now * 10 // len(items) > done_before * 10 // len(items):  # every 10%
+                say(f"  converted {done_now}/{len(items)}")
     records = pd.concat(parts, ignore_index=True).sort_values("source", ignore_index=True)
     if len(records) != len(items) or records.source.isna().any():
         raise RuntimeError(f"{len(items)} inputs gave {len(records)} records: a file went missing in Ray")

@@ -112,9 +112,14 @@ class BestRun:
         # Leave room for a last validation, the test pass (about as long) and the samples.
         return self.elapsed() + 3 * self.val_s > self.budget_s
 
+    def schedule_step(self, total):
+        """Where the LR schedule stands: the share of max_epochs done or of the budget spent, the larger,
+        so that a run cut by its budget still decays its learning rate to the end."""
+        return max(self.steps, int(total * self.elapsed() / self.budget_s))
+
     def train(self):
         """Epochs of fresh seeded window orders, validating every eval_every steps, until the budget or
-        max_epochs; the LR schedule spans max_epochs."""
+        max_epochs."""
         c = self.train_config
         epochs = [EpochWindows(self.splits["train"], c["block_size"], c["batch_size"], c["seed"] + epoch)
                   for epoch in range(self.best_config["max_epochs"])]
@@ -123,9 +128,10 @@ class BestRun:
         for windows in epochs:
             for step in range(windows.steps):
                 if self.out_of_time():
+                    self.validate()
                     return
                 x, y = windows.batch(step)
-                self.step_fn(x, y, learning_rate(self.steps, total, c))
+                self.step_fn(x, y, learning_rate(self.schedule_step(total), total, c))
                 self.steps += 1
                 self.tokens += y.numel()
                 if self.steps % self.best_config["eval_every"] == 0:

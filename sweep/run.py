@@ -1,6 +1,7 @@
 """The command users type.
 
-    python sweep/run.py                                   the demo: bundled corpus, CPU sizes, local Ray, report
+    python sweep/run.py                                   the demo: bundled corpus, CPU sizes, local Ray,
+                                                          a short best-model run with samples, report
     python sweep/run.py --data DIR --preset full [--name NAME] [--storage DIR|s3://...] [--set key=value ...]
     python sweep/run.py --resume NAME [--storage ...]     continue an interrupted sweep
     python sweep/run.py best --data DIR (--from results/NAME | --model gpt-xl) --time-budget 2h
@@ -22,6 +23,7 @@ from sweep.data import is_uri, local_data_dir, resolve_location
 from sweep.experiment import (experiment_path, new_tuner, read_sweep_file, restored_tuner, write_sweep_file)
 
 DEMO_DATA = Path("data/music21")
+DEMO_BEST_BUDGET = "90s"  # the demo's best-model run: enough for samples that look like tunes
 RESULTS = Path("results")
 USAGE_ERROR = 2
 
@@ -106,6 +108,16 @@ def resume_sweep(args):
     return restored_tuner(path, config, use_gpu), path
 
 
+def run_demo_best(results_dir):
+    """The demo's best-model run: the sweep's best trial retrained briefly, tested, sampled."""
+    from sweep.best import best_main
+
+    print(f"Best-model run ({DEMO_BEST_BUDGET}): test loss and samples into {results_dir}/best", flush=True)
+    began = time.perf_counter()
+    best_main(["--data", str(DEMO_DATA), "--from", str(results_dir), "--time-budget", DEMO_BEST_BUDGET])
+    return time.perf_counter() - began
+
+
 def run_analysis(results_dir):
     """The analysis report, when the analysis package is installed beside the sweep."""
     if is_uri(results_dir) or importlib.util.find_spec("analysis.run") is None:
@@ -137,9 +149,10 @@ def sweep_main(argv):
     results = tuner.fit()
     sweep_s = time.perf_counter() - sweep_began
     print_summary(results)
+    best_s = run_demo_best(path) if args.data is None and not args.resume and not results.num_errors else 0.0
     report_began = time.perf_counter()
     run_analysis(path)
-    print(f"Wall time: preparation {prepare_s:.0f} s, sweep {sweep_s:.0f} s, "
+    print(f"Wall time: preparation {prepare_s:.0f} s, sweep {sweep_s:.0f} s, best model {best_s:.0f} s, "
           f"report {time.perf_counter() - report_began:.0f} s, total {time.perf_counter() - began:.0f} s")
     print(f"Results: {path}")
     if results.num_errors:

@@ -18,7 +18,7 @@ import ray
 
 from conftest import REPO
 from test_sweep import epoch_tokens, reports, trial_dirs
-from test_sweep_faults import wait_for
+from test_sweep_faults import finished, wait_for
 from sweep_support import sweep_command
 from sweep.config import load_config
 
@@ -74,7 +74,9 @@ def two_nodes():
 
 def test_sweep_completes_when_a_node_dies_mid_run(sweep_data, two_nodes, tmp_path):
     address, worker = two_nodes
-    overrides = ["train.batch_size=4", "train.checkpoint_every=10", "train.report_every=5"]
+    # The whole train split (~100k tokens) in small batches: trials long enough to be caught mid-epoch.
+    overrides = ["sizes=[cpu-small]", "train.max_train_tokens=0", "train.batch_size=4", "train.checkpoint_every=40",
+                 "train.report_every=20"]
     command = sweep_command(sweep_data, tmp_path, "two-nodes", overrides)
     driver = subprocess.Popen(command, cwd=REPO, env={**os.environ, **FAST_NODE_DEATH, "RAY_ADDRESS": address},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -87,6 +89,7 @@ def test_sweep_completes_when_a_node_dies_mid_run(sweep_data, two_nodes, tmp_pat
 
     try:
         wait_for(both_trials_checkpointed, 150, "both trials to checkpoint")
+        assert not any(map(finished, trial_dirs(experiment))), "a trial ended before the node could be killed"
         kill_node(worker)
         output = driver.communicate(timeout=180)[0]
     finally:

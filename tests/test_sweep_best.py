@@ -1,0 +1,64 @@
+"""The best-model run on a finished micro sweep: trains the best trial's model for a time budget, keeps the
+best checkpoint by validation, reports test loss with that checkpoint, and writes ABC + MIDI samples."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+from models import load_model
+from preprocessing.shards import load_meta, read_split
+from sweep.batches import evaluation_batches
+from sweep.config import load_config
+from test_sweep import reports, trial_dirs
+
+
+def best_command(*args):
+    return [sys.executable, str(REPO / "sweep" / "run.py"), "best", *map(str, args)]
+
+
+def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, sweep_data, tmp_path):
+    out = tmp_path / "best"
+    done = subprocess.run(best_command("--data", sweep_data, "--from", micro_sweep, "--time-budget", "15s",
+                                       "--out", out), cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+
+    finals = [reports(d)[-1] for d in trial_dirs(micro_sweep)]
+    best = min(finals, key=lambda final: final["val_loss"])
+    assert metrics["model"] == f"{best['arch']}-{best['size']}" and metrics["steps"] > 0
+    assert metrics["wall_s"] < 15 + 10, "the time budget was not kept"
+
+    # test loss is that of the saved (best on validation) checkpoint, over the whole test split
+    config = load_config("tiny")["train"]
+    meta = load_meta(sweep_data)
+    model = load_model(out / "checkpoint.pt", meta["vocab_sha256"])
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x, y in evaluation_batches(read_split(sweep_data, "test"), config["block_size"], config["val_batch_size"]):
+            total += model(x, y)[1].item() * y.numel()
+            count += y.numel()
+    assert metrics["test_loss"] == pytest.approx(total / count, rel=1e-4)
+    assert metrics["test_perplexity"] == pytest.approx(math.exp(metrics["test_loss"]))
+    assert metrics["best_val_loss"] < math.log(meta["vocab_size"])
+
+    best_config = load_config("tiny")["best"]
+    samples = metrics["samples"]
+    assert len(samples) == len(best_config["temperatures"]) * best_config["samples_per_temperature"]
+    for sample in samples:
+        assert (out / "samples" / f"{sample['name']}.abc").read_text().strip()
+        assert (out / "samples" / f"{sample['name']}.mid").exists() == sample["midi"]
+
+
+def test_best_run_refuses_bad_arguments_with_exit_code_2(sweep_data, tmp_path):
+    for args in (["--data", sweep_data, "--model", "gpt-cpu-tiny", "--time-budget", "soon"],
+                 ["--data", sweep_data, "--model", "gpt-huge", "--time-budget", "10s"],
+                 ["--data", tmp_path / "missing", "--model", "gpt-cpu-tiny", "--time-budget", "10s"]):
+        done = subprocess.run(best_command(*args, "--out", tmp_path / "out"), cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2 and "error:" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
