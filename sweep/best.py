@@ -46,7 +46,7 @@ def parse_best_args(argv):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--from", dest="sweep", help="a finished sweep's results folder: its best trial's model")
     source.add_argument("--model", help="ARCH-SIZE, e.g. gpt-xl or lstm-cpu-small")
-    parser.add_argument("--time-budget", required=True, help="wall time for training, test and samples (2h)")
+    parser.add_argument("--time-budget", required=True, help="training time, e.g. 2h (the test pass and the samples come after it)")
     parser.add_argument("--preset", help="training settings (default: the sweep's, or full with --model)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", help="output folder (default: <sweep>/best or results/best-<model>/best)")
