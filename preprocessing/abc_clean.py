@@ -18,7 +18,7 @@ DRUM_CHANNEL = re.compile(r"^%%MIDI\s+channel\s+10\s*$")
 # Counting with C-speed regexes, not the tokenizer: cleaning runs once per input file and must cost
 # little next to midi2abc itself. Field lines are removed first so "K:G" letters are no notes.
 BODY_FIELD_LINE = re.compile(r"^[A-Za-z]:.*$", re.MULTILINE)
-NOTE_LETTER = re.compile(r"[A-Ga-g]")
+NOTE_LETTERS = "ABCDEFGabcdefg"
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,9 @@ def split_voices(lines):
     header, sections, body, is_drum = [], [], [], False
     in_header = True
     for line in lines:
-        if DRUM_CHANNEL.match(line.strip()):
+        if "%" in line and DRUM_CHANNEL.match(line.strip()):
             is_drum = True
-        field = FIELD_LINE.match(line)
+        field = FIELD_LINE.match(line) if line[1:2] == ":" else None
         if in_header:
             if field and field.group(1) in HEADER_FIELDS:
                 header.append(normal_field(field))
@@ -94,7 +94,9 @@ def normal_field(field):
 
 
 def strip_comment(line):
-    return line.split("%", 1)[0].rstrip().removesuffix("\\").rstrip()
+    if "%" in line:
+        line = line.split("%", 1)[0]
+    return line.rstrip().removesuffix("\\").rstrip()
 
 
 def render(header, voices):
@@ -108,4 +110,4 @@ def render(header, voices):
 def note_and_bar_count(body):
     """Notes (pitch letters; chord notes count each) and bar lines of one voice's body."""
     music = BODY_FIELD_LINE.sub("", body)
-    return len(NOTE_LETTER.findall(music)), music.count("|")
+    return sum(music.count(letter) for letter in NOTE_LETTERS), music.count("|")

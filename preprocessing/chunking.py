@@ -3,43 +3,74 @@
 Every chunk starts with the tune's header (X..K) and, when it starts inside a voice, that voice's
 V: line. A single bar longer than the limit becomes a chunk of its own, over the limit. A key or
 metre change inside the body is not carried into the next chunk's header.
+
+The body is cut into units first: runs of tokens that end at a bar line (with the newline right
+after it) or before a field line; a voice line (V:n + newline) is a unit of its own. Units are
+found with array operations, not a loop over tokens: at Lakh scale the token stage handles
+billions of tokens.
 """
 
-from preprocessing.abc_tokens import tokenize_with_kinds
+import numpy as np
+
+from preprocessing.abc_tokens import token_kind, tokenize_abc
+
+FIELD, VOICE, BAR, NEWLINE, OTHER = range(5)
+
+
+class TokenCodes(dict):
+    """Token string -> its code above, worked out once per distinct token."""
+
+    def __missing__(self, token):
+        kind = token_kind(token)
+        if kind == "field":
+            code = VOICE if token.startswith("V:") else FIELD
+        else:
+            code = BAR if kind == "bar" else NEWLINE if token == "\n" else OTHER
+        self[token] = code
+        return code
+
+
+CODES = TokenCodes()
 
 
 def chunk_tune(text, max_tokens):
     """The tune as a list of ABC texts of at most max_tokens tokens each (end-of-tune excluded)."""
-    return ["".join(chunk) for chunk in chunk_tokens(tokenize_with_kinds(text), max_tokens)]
+    tokens = tokenize_abc(text)
+    return ["".join("".join(tokens[a:b]) for a, b in ranges) for ranges in chunk_ranges(tokens, max_tokens)]
 
 
-def chunk_tokens(tokens, max_tokens):
-    """(token, kind) pairs of one tune -> lists of token strings, one list per chunk."""
+def chunk_ranges(tokens, max_tokens):
+    """Token strings of one tune -> per chunk, the (start, end) token ranges that make it up, in order."""
     if len(tokens) <= max_tokens:
-        return [[tok for tok, _ in tokens]]
-    header_end = next(i for i, (tok, kind) in enumerate(tokens) if kind == "field" and tok.startswith("K:")) + 2
-    header = [tok for tok, _ in tokens[:header_end]]
-    chunks, current, voice_line = [], list(header), []
-    for unit, is_voice in bar_units(tokens[header_end:]):
+        return [[(0, len(tokens))]]
+    header_end = next(i for i, tok in enumerate(tokens) if tok.startswith("K:")) + 2
+    chunks, prefix, body_start, size, voice_line = [], [], header_end, header_end, None
+    for start, stop, is_voice in zip(*unit_bounds(tokens, header_end)):
         if is_voice:
-            voice_line = unit
-        if len(current) > len(header) and len(current) + len(unit) > max_tokens:
-            chunks.append(current)
-            current = header + (voice_line if voice_line and not is_voice else [])
-        current.extend(unit)
-    chunks.append(current)
+            voice_line = (start, stop)
+        if size > header_end and size + stop - start > max_tokens:
+            chunks.append([(0, header_end), *prefix, (body_start, start)])
+            prefix = [voice_line] if voice_line and not is_voice else []
+            body_start, size = start, header_end + sum(b - a for a, b in prefix)
+        size += stop - start
+    chunks.append([(0, header_end), *prefix, (body_start, len(tokens))])
     return chunks
 
 
-def bar_units(tokens):
-    """Runs of token strings that each end at a bar line (with the newline right after it), or before
-    a field line; a voice line (V:n + newline) is a run of its own, flagged True."""
-    unit = []
-    for i, (tok, kind) in enumerate(tokens):
-        unit.append(tok)
-        next_tok, next_kind = tokens[i + 1] if i + 1 < len(tokens) else ("", "end")
-        if kind == "field" or next_tok == "\n":
-            continue
-        if kind == "bar" or next_kind in ("field", "end") or (unit[0].startswith("V:") and tok == "\n"):
-            yield unit, unit[0].startswith("V:") and len(unit) == 2
-            unit = []
+def unit_bounds(tokens, body_start):
+    """Starts, stops (token indices) and is-voice-line flags of the body's units."""
+    codes = np.fromiter(map(CODES.__getitem__, tokens[body_start:]), dtype=np.int8)
+    field = (codes == FIELD) | (codes == VOICE)
+    newline = codes == NEWLINE
+    next_newline = np.append(newline[1:], False)
+    next_field = np.append(field[1:], True)  # the end counts as a field line: the last unit ends there
+    ends = ~field & ~next_newline & ((codes == BAR) | next_field)
+    # A voice line's unit also ends at the first newline after it that no other newline follows.
+    candidates = np.flatnonzero(ends | (newline & ~next_newline))
+    after_voice = np.searchsorted(candidates, np.flatnonzero(codes == VOICE), side="right")
+    ends[candidates[after_voice[after_voice < len(candidates)]]] = True
+    ends[-1] = True
+    stops = np.flatnonzero(ends) + 1
+    starts = np.concatenate([[0], stops[:-1]])
+    is_voice = (codes[starts] == VOICE) & (stops - starts == 2)
+    return (starts + body_start).tolist(), (stops + body_start).tolist(), is_voice.tolist()

@@ -22,7 +22,7 @@ class Settings:
     min_count: int = 2
     max_vocab: int = 65535
     num_cpus: int | None = None
-    batch_size: int = 200
+    batch_size: int = 1000
     address: str | None = None
     overwrite: bool = False
     quiet: bool = False
