@@ -122,7 +122,8 @@ def reference_tunes(data_dir, limit=REFERENCE_TUNES):
 
 def reference_statistics(data_dir, scratch):
     tunes = reference_tunes(data_dir)
-    rendered = [path for path in render_tunes(tunes, scratch) if path is not None]
+    paths = [Path(scratch) / f"reference{number}.mid" for number in range(len(tunes))]
+    rendered = [path for path, ok in zip(paths, render_tunes(tunes, paths)) if ok]
     stats = distributions(rendered) or {}
     stats.update(tunes=len(tunes), rendered=len(rendered),
                  repeated_bar_rate=float(np.nanmean([repeated_bar_rate(t) for t in tunes])) if tunes else None)

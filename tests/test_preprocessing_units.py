@@ -1,6 +1,8 @@
 """The pieces of the pipeline on small real inputs: cleaning, tokenizer, vocabulary, split, chunking,
 settings and input resolution."""
 
+from pathlib import Path
+
 import music21
 import pytest
 
@@ -9,6 +11,7 @@ from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokeniz
 from preprocessing.abc_tools import abc_to_midi, midi_to_abc
 from preprocessing.chunking import chunk_tune
 from preprocessing.inputs import resolve_inputs
+from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.tune_split import split_of
 
@@ -121,3 +124,16 @@ def test_music21_corpus_is_found():
     items = resolve_inputs(["music21"])
     assert len(items) > 12000 and all(i["kind"] == "abc" for i in items[:50])
     assert music21.converter.parse(items[0]["text"], format="abc") is not None
+
+
+def test_abc_tunes_render_the_same_on_every_run(tmp_path):
+    """abc2midi renders CrossRoad differently on every run when another tune precedes it in its file."""
+    items = [i for i in resolve_inputs(["music21"]) if i["source"].startswith("music21/ryansMammoth/")]
+    at = next(n for n, i in enumerate(items) if i["source"].endswith("/CrossRoad.abc#1"))
+    pair = items[at - 1:at + 1]
+    runs = []
+    for run in range(3):
+        midi_items, rejected = render_abc_items(pair, tmp_path / str(run), timeout=10)
+        assert not rejected and [i["source"] for i in midi_items] == [i["source"] for i in pair]
+        runs.append([Path(i["location"]).read_bytes() for i in midi_items])
+    assert runs[0] == runs[1] == runs[2]
