@@ -18,7 +18,7 @@ DRUM_CHANNEL = re.compile(r"^%%MIDI\s+channel\s+10\s*$")
 # Counting with C-speed regexes, not the tokenizer: cleaning runs once per input file and must cost
 # little next to midi2abc itself. Field lines are removed first so "K:G" letters are no notes.
 BODY_FIELD_LINE = re.compile(r"^[A-Za-z]:.*$", re.MULTILINE)
-NOTE_LETTERS = "ABCDEFGabcdefg"
+NOTE_LETTERS = b"ABCDEFGabcdefg"
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def split_voices(lines):
             continue
         if field and field.group(1) not in BODY_FIELDS:
             continue  # lyrics, titles, notes
-        line = strip_comment(line)
+        if "%" in line or line[-1:].isspace() or line[-1:] == "\\":  # most music lines need no stripping
+            line = strip_comment(line)
         if line:
             body.append((normal_field(field) if field else line) + "\n")
     sections.append(("".join(body), is_drum))
@@ -109,5 +110,6 @@ def render(header, voices):
 
 def note_and_bar_count(body):
     """Notes (pitch letters; chord notes count each) and bar lines of one voice's body."""
-    music = BODY_FIELD_LINE.sub("", body)
-    return sum(music.count(letter) for letter in NOTE_LETTERS), music.count("|")
+    music = BODY_FIELD_LINE.sub("", body) if ":" in body else body  # no ":", no field line
+    letters = music.encode("latin-1", "replace")
+    return len(letters) - len(letters.translate(None, NOTE_LETTERS)), music.count("|")

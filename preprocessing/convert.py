@@ -1,8 +1,9 @@
 """The per-batch work that Ray runs: file bytes in, one record per file out (converted and cleaned).
 
-A batch comes from `ray.data.read_binary_files(..., include_paths=True)`: columns "bytes" and "path".
-The bytes give the md5 and the cheap checks (empty, not MIDI); midi2abc then reads a local file by its
-path (no copy), while a remote file's bytes are written to a scratch file first.
+A batch has columns "bytes" and "path": from `read_local_files` for local files, from
+`ray.data.read_binary_files(..., include_paths=True)` for remote ones. The bytes give the md5 and the
+cheap checks (empty, not MIDI); midi2abc then reads a local file by its path (no copy), while a remote
+file's bytes are written to a scratch file first.
 """
 
 import hashlib
@@ -16,19 +17,37 @@ RECORD_FIELDS = ("path", "md5", "status", "reason", "tune_md5", "abc", "notes", 
 MIDI_MAGIC = (b"MThd", b"RIFF")  # RIFF: the RMID wrapper midi2abc also reads
 
 
+def read_local_files(batch):
+    """batch: column path (local files); adds their bytes (None where a file cannot be read).
+
+    Not read_binary_files for local files: it builds an Arrow block per file, measured at 0.45 ms a
+    POP909 file (13% of midi2abc's own time), against ~0.02 ms for a plain read here."""
+    return {"path": batch["path"], "bytes": [read_bytes(path) for path in batch["path"]]}
+
+
+def read_bytes(path):
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError:
+        return None
+
+
 def convert_batch(batch, flags, timeout, limits):
     """batch: columns bytes, path; returns the RECORD_FIELDS columns, one row per input row."""
     records = {field: [] for field in RECORD_FIELDS}
     with tempfile.TemporaryDirectory(prefix="midi2abc-") as scratch:
         for data, path in zip(batch["bytes"], batch["path"]):
-            data = bytes(data)
-            md5 = hashlib.md5(data).hexdigest()
+            data = None if data is None else bytes(data)
+            md5 = "" if data is None else hashlib.md5(data).hexdigest()
             tune, reason = convert_bytes(data, str(path), scratch, flags, timeout, limits)
             add_record(records, str(path), md5, tune, reason)
     return records
 
 
 def convert_bytes(data, path, scratch, flags, timeout, limits):
+    if data is None:
+        return None, "unreadable"
     if not data:
         return None, "empty_file"
     if not data.startswith(MIDI_MAGIC):

@@ -37,7 +37,7 @@ def items_of(spec):
         return remote_items(spec)
     path = Path(spec)
     if path.is_dir():
-        return [midi_item(p) for p in walk_midi(path)]
+        return [midi_item(location) for location in walk_midi(path)]
     if path.is_file():
         return file_items(path)
     matches = sorted(glob.glob(spec, recursive=True))
@@ -52,7 +52,7 @@ def file_items(path):
         return abc_items(str(path.resolve()), path.read_text(encoding="latin-1"))
     if suffix in LIST_SUFFIXES:
         return listed_items(path)
-    return [midi_item(path)]  # anything else is offered to midi2abc; non-MIDI gets a manifest record
+    return [midi_item(str(path.resolve()))]  # anything else is offered to midi2abc; non-MIDI gets a record
 
 
 def listed_items(list_path):
@@ -66,14 +66,16 @@ def listed_items(list_path):
 
 
 def walk_midi(folder):
-    for root, _, names in os.walk(folder):
+    """The resolved paths of the MIDI files under folder. Strings, not Path objects, and only symlinks
+    resolved one by one: resolving every file cost ~50 us, 9 s at Lakh's size."""
+    for root, _, names in os.walk(os.path.realpath(folder)):  # symlinked folders are not followed
         for name in names:
             if name.lower().endswith(MIDI_SUFFIXES):
-                yield Path(root) / name
+                path = os.path.join(root, name)
+                yield os.path.realpath(path) if os.path.islink(path) else path
 
 
-def midi_item(path):
-    location = str(Path(path).resolve())
+def midi_item(location):
     return {"source": location, "kind": "midi", "location": location, "text": ""}
 
 

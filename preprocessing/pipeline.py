@@ -1,7 +1,7 @@
 """prepare(): any MIDI corpus -> clean ABC -> dedup -> per-tune split -> vocab -> chunks -> token shards.
 
-Ray Data does the per-file work (read bytes, midi2abc, cleaning) and the per-tune work (token counts,
-chunking, encoding; see token_stage.py). The driver streams the results: it keeps one small record per
+Ray Data does the per-file work (read bytes, midi2abc, cleaning) and the per-tune work (tokenizing and
+chunking, once per distinct tune; see token_stage.py). The driver streams the results: it keeps one small record per
 input file (no ABC) and writes each distinct tune's ABC once to a scratch Parquet file, so dedup and
 split need only hashes, and only distinct tunes are tokenized.
 """
@@ -23,12 +23,12 @@ import pyarrow.parquet as pq
 import ray
 
 from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
-from preprocessing.convert import convert_batch
+from preprocessing.convert import convert_batch, read_local_files
 from preprocessing.inputs import ray_path, resolve_inputs
 from preprocessing.render import rejected_record, render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
-from preprocessing.token_stage import encoded_tunes, train_token_counts
+from preprocessing.token_stage import encoded_tunes, tokenize_tunes
 from preprocessing.tune_split import hash_position, rescue_empty_splits, split_of
 
 RUN_FILE = "run.json"
@@ -61,12 +61,13 @@ def prepare(inputs, out_dir, **settings):
         converted = time.time()
         manifest = assign_status_and_split(records, settings.split)
         tunes = kept_tunes(manifest, out / WORK_DIR)
-        train_counts = train_token_counts(tunes.abc[tunes.split == "train"])
+        tokenized = out / WORK_DIR / "tokenized.parquet"
+        train_counts = tokenize_tunes(tunes.abc, tunes.split == "train", tokenized, settings.chunk_tokens)
         vocab = Vocabulary.build(train_counts, settings.min_count, settings.max_vocab)
-        splits = write_shards(out, tunes, vocab, settings.chunk_tokens)
     finally:
         if started_ray:
             ray.shutdown()
+    splits = write_shards(out, tunes, vocab, tokenized)
     write_tables(out, manifest, tunes)
     write_meta(out, meta_of(vocab, splits, settings, run))
     summary = summarize(out, manifest, tunes, splits, vocab, converted - started, time.time() - converted)
@@ -114,17 +115,10 @@ def converted_records(items, work, settings, say):
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     midi_items, rows = render_abc_items(items, work / "rendered", settings.timeout)
-    readable = []
-    for item in midi_items:
-        local = "://" not in item["location"]
-        if local and not os.access(item["location"], os.R_OK):
-            rows.append({**rejected_record(item, "unreadable"), "md5": ""})
-        else:
-            readable.append(item)
-    source_of = {ray_path(item["location"]): item["source"] for item in readable}
+    source_of = {ray_path(item["location"]): item["source"] for item in midi_items}
     parts, seen, done_now = [pd.DataFrame(rows)], set(), len(rows)
     with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA) as tunes_file:
-        for batch in converted_batches(readable, settings):
+        for batch in converted_batches(midi_items, settings):
             new = [i for i, (status, md5) in enumerate(zip(batch["status"].to_pylist(),
                                                            batch["tune_md5"].to_pylist()))
                    if status == "ok" and md5 not in seen and not seen.add(md5)]
@@ -170,11 +164,15 @@ def converted_batches(items, settings):
         by_scheme.setdefault(item["location"].split("://")[0] if "://" in item["location"] else "", []).append(
             item["location"])
     datasets = []
-    for locations in by_scheme.values():
+    for scheme, locations in by_scheme.items():
         # Blocks of about batch_size files (each block is a Ray task, and a task costs ~0.1 s of scheduling:
         # 2% of 1000 files' conversion), but enough of them to keep every CPU busy.
         blocks = max(math.ceil(len(locations) / settings.batch_size), min(len(locations), 2 * cpus))
-        datasets.append(ray.data.read_binary_files(locations, include_paths=True, override_num_blocks=blocks))
+        if scheme:  # remote: Ray's reader, with its filesystems and retries; the network dwarfs its cost
+            datasets.append(ray.data.read_binary_files(locations, include_paths=True, override_num_blocks=blocks))
+        else:
+            paths = ray.data.from_items([{"path": path} for path in locations], override_num_blocks=blocks)
+            datasets.append(paths.map_batches(read_local_files, batch_size=None, batch_format="numpy"))
     dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
     dataset = dataset.map_batches(
         convert_batch, batch_size=None, batch_format="numpy",
@@ -211,10 +209,10 @@ def kept_tunes(manifest, work):
     return kept.assign(order=order).sort_values(["order", "tune_md5"], ignore_index=True).drop(columns="order")
 
 
-def write_shards(out, tunes, vocab, max_tokens):
+def write_shards(out, tunes, vocab, tokenized):
     """tokens/<split>.bin: each chunk's ids then <eot>, tunes in table order. Adds chunks/tokens/unk columns."""
     splits, chunks, tokens, unknown = {}, [], [], []
-    with closing(encoded_tunes(tunes.abc, vocab, max_tokens)) as encoded:  # one pass; tunes come split by split
+    with closing(encoded_tunes(tokenized, vocab)) as encoded:  # one pass; tunes come split by split
         for split in SPLITS:
             count = int((tunes.split == split).sum())
             with ShardWriter(out, split) as writer:

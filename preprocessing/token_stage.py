@@ -1,22 +1,28 @@
-"""The token stage on Ray Data: count the train split's tokens for the vocabulary, then cut every kept tune
-into chunks and encode them, spread over the cluster's CPUs but handed back in the tunes' fixed order so
-the shards are the same on every run.
+"""The token stage: every kept tune is tokenized and cut into chunks once, on Ray Data, then encoded.
 
-At Lakh scale this is the second heaviest stage after midi2abc (tokenizing, chunking and encoding a 10k-token
-tune takes ~6 ms in Python), so it must not run in the driver alone.
+Tokenizing is the costly part (~0.4 us a token in Python, so ~4 ms for a 10k-token POP909 tune; at
+Lakh scale the second heaviest work after midi2abc), and the vocabulary needs the train split's counts
+before any id exists. So one Ray Data pass gives, per tune, its distinct tokens and its sequence as
+positions among them (each chunk followed by an end-of-tune slot); the driver streams these in the
+tunes' fixed order to a scratch Parquet file and counts the train tunes' tokens on the way. Once the
+vocabulary is built, encoding is a per-tune lookup table applied with numpy, cheap enough for the driver.
 """
 
 from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 
-from preprocessing.abc_tokens import Vocabulary, count_tokens, tokenize_abc
+from preprocessing.abc_tokens import tokenize_abc
 from preprocessing.chunking import chunk_ranges
 from preprocessing.shards import DTYPE
 
 TUNES_PER_BLOCK = 50
+POSITION = np.uint32
+TOKENIZED_SCHEMA = pa.schema([("distinct", pa.list_(pa.string())), ("counts", pa.binary()), ("sequence", pa.binary())])
 
 
 def tune_dataset(abc_texts):
@@ -28,48 +34,56 @@ def tune_dataset(abc_texts):
     return ray.data.from_pandas([pd.DataFrame({"abc": texts[a:b]}) for a, b in zip(bounds, bounds[1:])])
 
 
-def count_batch(batch):
-    counts = count_tokens(batch["abc"])
-    return {"token": list(counts), "count": list(counts.values())}
-
-
-def train_token_counts(abc_texts):
-    """Counter of token strings over the given (train) tunes."""
-    counts = Counter()
-    if len(abc_texts):
-        for batch in tune_dataset(abc_texts).map_batches(count_batch, batch_size=None).iter_batches(batch_size=None):
-            counts.update(dict(zip(batch["token"], batch["count"].tolist())))
-    return counts
-
-
-def encode_batch(batch, vocab_tokens, max_tokens):
-    """Per tune: its ids (chunks each followed by <eot>) as uint16 bytes, chunk and <unk> counts."""
-    vocab = Vocabulary(vocab_tokens)
-    eot = np.array([vocab.eot_id], dtype=DTYPE)
-    rows = {"ids": [], "chunks": [], "unk": []}
+def tokenize_batch(batch, max_tokens):
+    """Per tune: its distinct tokens, how often each occurs in the tune, and its chunks as positions among
+    them, each chunk followed by the end-of-tune slot len(distinct) (both uint32 bytes)."""
+    rows = {"distinct": [], "counts": [], "sequence": []}
     for abc in batch["abc"]:
         tokens = tokenize_abc(abc)
-        ids = np.array(vocab.encode_tokens(tokens), dtype=DTYPE)
+        position_of = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+        positions = np.fromiter(map(position_of.__getitem__, tokens), dtype=POSITION, count=len(tokens))
+        end = np.array([len(position_of)], dtype=POSITION)
         chunks = chunk_ranges(tokens, max_tokens)
-        tune_ids = np.concatenate([part for ranges in chunks for part in (*(ids[a:b] for a, b in ranges), eot)])
-        rows["ids"].append(tune_ids.tobytes())
-        rows["chunks"].append(len(chunks))
-        rows["unk"].append(int((tune_ids == vocab.unk_id).sum()))
-    return rows
+        sequence = np.concatenate([part for ranges in chunks for part in (*(positions[a:b] for a, b in ranges), end)])
+        rows["distinct"].append(list(position_of))
+        rows["counts"].append(np.bincount(positions).astype(POSITION).tobytes())
+        rows["sequence"].append(sequence.tobytes())
+    return pa.table(rows, schema=TOKENIZED_SCHEMA)
 
 
-def encoded_tunes(abc_texts, vocab, max_tokens):
-    """(ids array, chunks, unk) for each tune, in the order of abc_texts."""
+def tokenize_tunes(abc_texts, is_train, path, max_tokens):
+    """Tokenize the tunes into the scratch Parquet file at path, in their order; returns the Counter of
+    token strings over the tunes where is_train holds."""
+    train_counts, is_train = Counter(), iter(is_train)
+    with pq.ParquetWriter(path, TOKENIZED_SCHEMA) as writer:
+        for batch in tokenized_batches(abc_texts, max_tokens):
+            writer.write_table(batch)
+            for distinct, counts in zip(batch["distinct"].to_pylist(), batch["counts"].to_pylist()):
+                if next(is_train):
+                    train_counts.update(dict(zip(distinct, np.frombuffer(counts, dtype=POSITION).tolist())))
+    return train_counts
+
+
+def tokenized_batches(abc_texts, max_tokens):
+    """tokenize_batch's tables, in the order of abc_texts."""
     if not len(abc_texts):
         return
     context = ray.data.DataContext.get_current()
     preserve_order = context.execution_options.preserve_order
     context.execution_options.preserve_order = True
     try:
-        dataset = tune_dataset(abc_texts).map_batches(
-            encode_batch, batch_size=None, fn_kwargs={"vocab_tokens": vocab.tokens, "max_tokens": max_tokens})
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for ids, chunks, unk in zip(batch["ids"], batch["chunks"], batch["unk"]):
-                yield np.frombuffer(ids, dtype=DTYPE), int(chunks), int(unk)
+        dataset = tune_dataset(abc_texts).map_batches(tokenize_batch, batch_size=None,
+                                                      fn_kwargs={"max_tokens": max_tokens})
+        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            yield batch.cast(TOKENIZED_SCHEMA)
     finally:
         context.execution_options.preserve_order = preserve_order
+
+
+def encoded_tunes(path, vocab):
+    """(ids array, chunks, unk) for each tune of the scratch file, in order."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=TUNES_PER_BLOCK):
+        for distinct, sequence in zip(batch["distinct"].to_pylist(), batch["sequence"].to_pylist()):
+            positions = np.frombuffer(sequence, dtype=POSITION)
+            ids = np.array([*vocab.encode_tokens(distinct), vocab.eot_id], dtype=DTYPE)[positions]
+            yield ids, int((positions == len(distinct)).sum()), int((ids == vocab.unk_id).sum())

@@ -20,7 +20,8 @@ from preprocessing.shards import SPLITS, load_meta, read_split, verify_shards
 REPO = Path(__file__).resolve().parents[1]
 WEIRD_NAME = "a'b \"c\" $(x);.mid"
 HOSTILE_REASONS = {"zero.mid": "empty_file", "random.mid": "not_midi", "header_only.mid": "no_notes",
-                   "text.mid": "not_midi", "drums.mid": "drums_only", "truncated.mid": "parse_error"}
+                   "text.mid": "not_midi", "drums.mid": "drums_only", "truncated.mid": "parse_error",
+                   "missing.mid": "unreadable"}  # named by where dangling.mid points
 
 
 def make_hostile(folder, midi_dir):
@@ -32,6 +33,7 @@ def make_hostile(folder, midi_dir):
     (folder / "truncated.mid").write_bytes(real[: len(real) // 3])
     (folder / "header_only.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0")
     (folder / "text.mid").write_text("this is not a MIDI file\n")
+    (folder / "dangling.mid").symlink_to(folder / "missing.mid")
     drums = pretty_midi.PrettyMIDI()
     kit = pretty_midi.Instrument(program=0, is_drum=True)
     kit.notes = [pretty_midi.Note(100, 36 + i % 8, i * 0.25, i * 0.25 + 0.2) for i in range(200)]
@@ -58,7 +60,7 @@ def prepared(tmp_path_factory, midi_dir, hostile_dir, ray_local):
 def test_every_input_has_one_manifest_row(prepared, midi_dir, hostile_dir):
     out, summary = prepared
     manifest = pd.read_parquet(out / "manifest.parquet")
-    inputs = [p for d in (midi_dir, hostile_dir) for p in d.rglob("*") if p.is_file()
+    inputs = [p for d in (midi_dir, hostile_dir) for p in d.rglob("*") if (p.is_file() or p.is_symlink())
               and p.suffix.lower() in (".mid", ".midi")]
     assert len(inputs) == 672 + len(list(hostile_dir.iterdir()))
     assert sorted(manifest.source) == sorted(str(p.resolve()) for p in inputs)

@@ -1,6 +1,9 @@
 """The pieces of the pipeline on small real inputs: cleaning, tokenizer, vocabulary, split, chunking,
 settings and input resolution."""
 
+import os
+import sys
+import time
 from pathlib import Path
 
 import music21
@@ -8,7 +11,7 @@ import pytest
 
 from preprocessing.abc_clean import Limits, clean_abc
 from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokenize_with_kinds
-from preprocessing.abc_tools import abc_to_midi, midi_to_abc
+from preprocessing.abc_tools import abc_to_midi, midi_to_abc, run_binary
 from preprocessing.chunking import chunk_tune
 from preprocessing.inputs import resolve_inputs
 from preprocessing.render import render_abc_items
@@ -137,3 +140,15 @@ def test_abc_tunes_render_the_same_on_every_run(tmp_path):
         assert not rejected and [i["source"] for i in midi_items] == [i["source"] for i in pair]
         runs.append([Path(i["location"]).read_bytes() for i in midi_items])
     assert runs[0] == runs[1] == runs[2]
+
+
+def test_a_program_gets_its_whole_output_or_is_killed_at_its_timeout(tmp_path):
+    noisy = "import sys; sys.stdout.write('a' * 300_000); sys.stderr.write('b' * 200_000); sys.exit(3)"
+    assert run_binary([sys.executable, "-c", noisy], timeout=30) == (3, b"a" * 300_000, b"b" * 200_000)
+    pid_file = tmp_path / "pid"
+    sleeper = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    started = time.monotonic()
+    assert run_binary([sys.executable, "-c", sleeper], timeout=5) is None
+    assert time.monotonic() - started < 15
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left as a zombie
+        os.kill(int(pid_file.read_text()), 0)
