@@ -1,8 +1,9 @@
 """Files/s of the preprocessing pipeline at 1 and 2 CPUs against a plain one-process midi2abc loop.
 
 POP909 is replicated by hard links (symlinks where links fail) in a temporary folder to --files files.
-Ray start-up (ray.init and a first run over a few files, which starts the workers) is timed apart; peak memory is the largest summed RSS of this process and all its
-children (the Ray processes of a local Ray), sampled every 0.5 s.
+Ray start-up (ray.init and a first run over a few files, which starts the workers) is timed apart; peak
+memory is the largest summed RSS of this process and all its children (the Ray processes of a local Ray),
+sampled every 0.5 s.
 
     python benchmarks/bench_preprocessing.py                      # 10,000 files: baseline, 1 and 2 CPUs
     python benchmarks/bench_preprocessing.py --files 176000 --cpus 2
@@ -112,12 +113,13 @@ def main():
             baseline = (before + after) / 2
             rates[cpus] = len(paths) / result["wall"]
             s = result["summary"]
-            print(f"pipeline {cpus} CPU: Ray start-up + worker warm-up {result['startup']:.1f} s (apart); prepare {result['wall']:.1f} s "
-                  f"= {rates[cpus]:.1f} files/s (convert stage {result['convert']:.1f} s = "
+            print(f"pipeline {cpus} CPU: Ray start-up + worker warm-up {result['startup']:.1f} s (apart); "
+                  f"prepare {result['wall']:.1f} s = {rates[cpus]:.1f} files/s (convert stage {result['convert']:.1f} s = "
                   f"{len(paths) / result['convert']:.1f} files/s, dedup+tokens {result['tokens']:.1f} s); "
                   f"peak RSS {result['peak_gib']:.2f} GiB; ok {s['ok']} dup {s['duplicate']} rej {s['rejected']}")
+            convert_ratio = len(paths) / result["convert"] / cpus / baseline
             print(f"  plain loop before/after: {before:.1f} / {after:.1f} files/s; per-core ratio pipeline/loop: "
-                  f"{rates[cpus] / cpus / baseline:.2f} (convert stage {len(paths) / result['convert'] / cpus / baseline:.2f})")
+                  f"{rates[cpus] / cpus / baseline:.2f} (convert stage {convert_ratio:.2f})")
         if 1 in rates and 2 in rates:
             print(f"2 CPUs / 1 CPU: {rates[2] / rates[1]:.2f}x")
 

@@ -8,7 +8,6 @@ other character is a token of its own, so "".join(tokenize_abc(x)) == x for ever
 import hashlib
 import json
 import re
-from collections import Counter
 
 TOKENIZER_VERSION = 1
 UNK = "<unk>"
@@ -92,9 +91,3 @@ class Vocabulary:
     def decode(self, ids):
         return "".join(self.tokens[int(i)] for i in ids)
 
-
-def count_tokens(texts):
-    counts = Counter()
-    for text in texts:
-        counts.update(tokenize_abc(text))
-    return counts

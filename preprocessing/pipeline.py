@@ -1,15 +1,14 @@
 """prepare(): any MIDI corpus -> clean ABC -> dedup -> per-tune split -> vocab -> chunks -> token shards.
 
 Ray Data does the per-file work (read bytes, midi2abc, cleaning) and the per-tune work (tokenizing and
-chunking, once per distinct tune; see token_stage.py). The driver streams the results: it keeps one small record per
-input file (no ABC) and writes each distinct tune's ABC once to a scratch Parquet file, so dedup and
-split need only hashes, and only distinct tunes are tokenized.
+chunking; see token_stage.py). The driver streams the results: it keeps one small record per input file
+(no ABC) and writes each distinct tune's ABC once to a scratch Parquet file, so dedup and split need
+only hashes, and only distinct tunes are tokenized, once each.
 """
 
 import hashlib
 import json
 import math
-import os
 import shutil
 import time
 from contextlib import closing
@@ -25,7 +24,7 @@ import ray
 from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
 from preprocessing.convert import convert_batch, read_local_files
 from preprocessing.inputs import ray_path, resolve_inputs
-from preprocessing.render import rejected_record, render_abc_items
+from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
 from preprocessing.token_stage import encoded_tunes, tokenize_tunes

@@ -22,7 +22,8 @@ from preprocessing.shards import DTYPE
 
 TUNES_PER_BLOCK = 50
 POSITION = np.uint32
-TOKENIZED_SCHEMA = pa.schema([("distinct", pa.list_(pa.string())), ("counts", pa.binary()), ("sequence", pa.binary())])
+TOKENIZED_SCHEMA = pa.schema([("distinct", pa.list_(pa.string())), ("counts", pa.binary()),
+                              ("sequence", pa.binary())])
 
 
 def tune_dataset(abc_texts):
