@@ -8,10 +8,14 @@ other character is a token of its own, so "".join(tokenize_abc(x)) == x for ever
 import hashlib
 import json
 import re
+from itertools import chain
+
+import numpy as np
 
 TOKENIZER_VERSION = 1
 UNK = "<unk>"
 EOT = "<eot>"
+POSITION = np.uint32  # a token's index among its tune's distinct tokens
 
 LENGTH = r"(?:\d+)?(?:/+\d*)?"
 TOKEN_PATTERN = re.compile(
@@ -35,8 +39,27 @@ TOKEN_PATTERN = re.compile(
 UNNAMED_PATTERN = re.compile(re.sub(r"\(\?P<\w+>", "(?:", TOKEN_PATTERN.pattern), TOKEN_PATTERN.flags)
 
 
+# A line with its newline (the last one may have none). No token spans a newline, and "^" in the
+# pattern only matches after one, so a text tokenizes as its lines do, one after the other.
+LINE = re.compile(r"[^\n]*\n|[^\n]+")
+
+
 def tokenize_abc(text):
     return UNNAMED_PATTERN.findall(text)
+
+
+def tune_positions(text):
+    """(distinct tokens in order of first use, the text's tokens as positions among them).
+
+    Each distinct line is tokenized once: bars and whole lines repeat within a tune (measured: the
+    token stage 1.2-1.75x faster on POP909 than tokenizing every line)."""
+    lines = LINE.findall(text)
+    line_tokens = {line: UNNAMED_PATTERN.findall(line) for line in dict.fromkeys(lines)}
+    position_of = {token: i for i, token in enumerate(dict.fromkeys(chain.from_iterable(line_tokens.values())))}
+    line_positions = {line: np.fromiter(map(position_of.__getitem__, tokens), POSITION, len(tokens))
+                      for line, tokens in line_tokens.items()}
+    positions = [line_positions[line] for line in lines]
+    return list(position_of), np.concatenate(positions) if positions else np.zeros(0, POSITION)
 
 
 def tokenize_with_kinds(text):

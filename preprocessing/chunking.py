@@ -12,7 +12,7 @@ billions of tokens.
 
 import numpy as np
 
-from preprocessing.abc_tokens import token_kind, tokenize_abc
+from preprocessing.abc_tokens import token_kind, tune_positions
 
 FIELD, VOICE, BAR, NEWLINE, OTHER = range(5)
 
@@ -35,17 +35,19 @@ CODES = TokenCodes()
 
 def chunk_tune(text, max_tokens):
     """The tune as a list of ABC texts of at most max_tokens tokens each (end-of-tune excluded)."""
-    tokens = tokenize_abc(text)
-    return ["".join("".join(tokens[a:b]) for a, b in ranges) for ranges in chunk_ranges(tokens, max_tokens)]
+    distinct, positions = tune_positions(text)
+    tokens = [distinct[i] for i in positions]
+    return ["".join("".join(tokens[a:b]) for a, b in ranges) for ranges in chunk_ranges(distinct, positions, max_tokens)]
 
 
-def chunk_ranges(tokens, max_tokens):
-    """Token strings of one tune -> per chunk, the (start, end) token ranges that make it up, in order."""
-    if len(tokens) <= max_tokens:
-        return [[(0, len(tokens))]]
-    header_end = next(i for i, tok in enumerate(tokens) if tok.startswith("K:")) + 2
+def chunk_ranges(distinct, positions, max_tokens):
+    """One tune as tune_positions gives it -> per chunk, the (start, end) token ranges that make it up."""
+    if len(positions) <= max_tokens:
+        return [[(0, len(positions))]]
+    codes = np.array([CODES[token] for token in distinct], dtype=np.int8)[positions]
+    header_end = int(np.argmax(np.array([token.startswith("K:") for token in distinct])[positions])) + 2
     chunks, prefix, body_start, size, voice_line = [], [], header_end, header_end, None
-    for start, stop, is_voice in zip(*unit_bounds(tokens, header_end)):
+    for start, stop, is_voice in zip(*unit_bounds(codes, header_end)):
         if is_voice:
             voice_line = (start, stop)
         if size > header_end and size + stop - start > max_tokens:
@@ -53,13 +55,13 @@ def chunk_ranges(tokens, max_tokens):
             prefix = [voice_line] if voice_line and not is_voice else []
             body_start, size = start, header_end + sum(b - a for a, b in prefix)
         size += stop - start
-    chunks.append([(0, header_end), *prefix, (body_start, len(tokens))])
+    chunks.append([(0, header_end), *prefix, (body_start, len(positions))])
     return chunks
 
 
-def unit_bounds(tokens, body_start):
-    """Starts, stops (token indices) and is-voice-line flags of the body's units."""
-    codes = np.fromiter(map(CODES.__getitem__, tokens[body_start:]), dtype=np.int8)
+def unit_bounds(codes, body_start):
+    """Starts, stops (token indices) and is-voice-line flags of the body's units; codes: one per token."""
+    codes = codes[body_start:]
     field = (codes == FIELD) | (codes == VOICE)
     newline = codes == NEWLINE
     next_newline = np.append(newline[1:], False)

@@ -1,6 +1,6 @@
 """The token stage: every kept tune is tokenized and cut into chunks once, on Ray Data, then encoded.
 
-Tokenizing is the costly part (~0.4 us a token in Python, so ~4 ms for a 10k-token POP909 tune; at
+Tokenizing is the costly part (~0.5 us a token in Python, so ~5 ms for a 10k-token POP909 tune; at
 Lakh scale the second heaviest work after midi2abc), and the vocabulary needs the train split's counts
 before any id exists. So one Ray Data pass gives, per tune, its distinct tokens and its sequence as
 positions among them (each chunk followed by an end-of-tune slot); the driver streams these in the
@@ -16,12 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from preprocessing.abc_tokens import tokenize_abc
+from preprocessing.abc_tokens import POSITION, tune_positions
 from preprocessing.chunking import chunk_ranges
 from preprocessing.shards import DTYPE
 
 TUNES_PER_BLOCK = 50
-POSITION = np.uint32
 TOKENIZED_SCHEMA = pa.schema([("distinct", pa.list_(pa.string())), ("counts", pa.binary()),
                               ("sequence", pa.binary())])
 
@@ -40,13 +39,11 @@ def tokenize_batch(batch, max_tokens):
     them, each chunk followed by the end-of-tune slot len(distinct) (both uint32 bytes)."""
     rows = {"distinct": [], "counts": [], "sequence": []}
     for abc in batch["abc"]:
-        tokens = tokenize_abc(abc)
-        position_of = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
-        positions = np.fromiter(map(position_of.__getitem__, tokens), dtype=POSITION, count=len(tokens))
-        end = np.array([len(position_of)], dtype=POSITION)
-        chunks = chunk_ranges(tokens, max_tokens)
+        distinct, positions = tune_positions(abc)
+        end = np.array([len(distinct)], dtype=POSITION)
+        chunks = chunk_ranges(distinct, positions, max_tokens)
         sequence = np.concatenate([part for ranges in chunks for part in (*(positions[a:b] for a, b in ranges), end)])
-        rows["distinct"].append(list(position_of))
+        rows["distinct"].append(distinct)
         rows["counts"].append(np.bincount(positions).astype(POSITION).tobytes())
         rows["sequence"].append(sequence.tobytes())
     return pa.table(rows, schema=TOKENIZED_SCHEMA)

@@ -4,6 +4,7 @@ settings and input resolution."""
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import music21
@@ -152,3 +153,12 @@ def test_a_program_gets_its_whole_output_or_is_killed_at_its_timeout(tmp_path):
     assert time.monotonic() - started < 15
     with pytest.raises(ProcessLookupError):  # killed and reaped, not left as a zombie
         os.kill(int(pid_file.read_text()), 0)
+
+
+def test_programs_run_from_parallel_threads_hold_no_descriptor_but_their_own():
+    """A child holding another call's pipe (or a Ray worker's log) would keep that open until it ends."""
+    list_fds = "import os; print(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))"
+    with ThreadPoolExecutor(4) as pool:
+        calls = list(pool.map(lambda _: run_binary([sys.executable, "-c", list_fds], 30), range(40)))
+    # 0-2 are the child's stdin/stdout/stderr, 3 the folder listdir opened
+    assert set(calls) == {(0, b"[0, 1, 2, 3]\n", b"")}
