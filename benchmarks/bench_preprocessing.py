@@ -3,7 +3,7 @@
 POP909 is replicated by hard links (symlinks where links fail) in a temporary folder to --files files.
 Ray start-up (ray.init and a first run over a few files, which starts the workers) is timed apart; peak
 memory is the largest summed RSS of this process and all its children (the Ray processes of a local Ray),
-sampled every 0.5 s.
+sampled every 0.5 s; their CPU time is summed too, a cost figure steadier than wall time on a shared VM.
 
     python benchmarks/bench_preprocessing.py                      # 10,000 files: baseline, 1 and 2 CPUs
     python benchmarks/bench_preprocessing.py --files 176000 --cpus 2
@@ -40,39 +40,55 @@ def replicate(source_dir, count, folder):
     return paths
 
 
-def baseline_files_per_s(paths):
-    """The bare conversion: one process, midi2abc on each file, output discarded. No timeout: with one,
-    subprocess.run polls the exit in sleeps (~0.8 ms a call, measured), a cost the pipeline avoids."""
-    started = time.perf_counter()
+def baseline_run(paths):
+    """The bare conversion: one process, midi2abc on each file, output discarded: (files/s, CPU seconds a
+    file, its own and midi2abc's). No timeout: with one, subprocess.run polls the exit in sleeps (~0.8 ms
+    a call, measured), a cost the pipeline avoids."""
+    cpu_before, started = sum(os.times()[:4]), time.perf_counter()
     for path in paths:
         subprocess.run([str(midi2abc_path()), "-f", str(path), *MIDI2ABC_FLAGS], capture_output=True)
-    return len(paths) / (time.perf_counter() - started)
+    wall, cpu = time.perf_counter() - started, sum(os.times()[:4]) - cpu_before
+    return len(paths) / wall, cpu / len(paths)
 
 
-class PeakMemory:
-    """Peak summed RSS (bytes) of this process and its descendants while in the with-block."""
+class ProcessTree:
+    """Peak summed RSS (bytes) and CPU seconds (own and reaped children's) of this process and its
+    descendants (a local Ray's processes) while in the with-block, sampled every 0.5 s. The CPU time
+    is not stretched when the VM is slowed by its neighbours, so it is the steadier cost figure."""
 
     def __enter__(self):
-        self.peak, self.running = 0, True
-        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.peak, self.first_cpu, self.last_cpu, self.running = 0, {}, {}, True
+        self.sample()
+        self.thread = threading.Thread(target=self.keep_sampling, daemon=True)
         self.thread.start()
         return self
 
-    def sample(self):
-        me = psutil.Process()
+    def keep_sampling(self):
         while self.running:
-            total = 0
-            for process in [me, *me.children(recursive=True)]:
-                try:
-                    total += process.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
             time.sleep(0.5)
+            self.sample()
+
+    def sample(self):
+        me, total = psutil.Process(), 0
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                with process.oneshot():
+                    total += process.memory_info().rss
+                    cpu = sum(process.cpu_times()[:4])
+            except psutil.Error:
+                continue
+            self.first_cpu.setdefault(process.pid, cpu)
+            self.last_cpu[process.pid] = cpu
+        self.peak = max(self.peak, total)
 
     def __exit__(self, *exc):
         self.running = False
         self.thread.join()
+        self.sample()
+
+    @property
+    def cpu_seconds(self):
+        return sum(self.last_cpu[pid] - self.first_cpu[pid] for pid in self.last_cpu)
 
 
 def pipeline_run(folder, cpus, out, warm_up_paths):
@@ -82,14 +98,15 @@ def pipeline_run(folder, cpus, out, warm_up_paths):
     prepare([str(p) for p in warm_up_paths], out.with_name(out.name + "-warm-up"), quiet=True, split=(1, 0, 0))
     startup = time.perf_counter() - started
     try:
-        with PeakMemory() as memory:
+        with ProcessTree() as tree:
             started = time.perf_counter()
             summary = prepare([str(folder)], out, quiet=True)
             wall = time.perf_counter() - started
     finally:
         ray.shutdown()
     return {"startup": startup, "wall": wall, "convert": summary["stage_seconds"]["convert"],
-            "tokens": summary["stage_seconds"]["tokens"], "peak_gib": memory.peak / 2**30, "summary": summary}
+            "tokens": summary["stage_seconds"]["tokens"], "peak_gib": tree.peak / 2**30,
+            "cpu_seconds": tree.cpu_seconds, "summary": summary}
 
 
 def main():
@@ -107,10 +124,11 @@ def main():
               f"files) is measured right before and after each pipeline run, as this machine's speed drifts")
         rates = {}
         for cpus in [int(c) for c in args.cpus.split(",")]:
-            before = baseline_files_per_s(baseline_paths)
+            before, cpu_before = baseline_run(baseline_paths)
             result = pipeline_run(folder, cpus, Path(scratch) / f"out{cpus}", paths[:4 * cpus])
-            after = baseline_files_per_s(baseline_paths)
-            baseline = (before + after) / 2
+            after, cpu_after = baseline_run(baseline_paths)
+            baseline, loop_cpu = (before + after) / 2, (cpu_before + cpu_after) / 2
+            pipeline_cpu = result["cpu_seconds"] / len(paths)
             rates[cpus] = len(paths) / result["wall"]
             s = result["summary"]
             print(f"pipeline {cpus} CPU: Ray start-up + worker warm-up {result['startup']:.1f} s (apart); "
@@ -120,6 +138,8 @@ def main():
             convert_ratio = len(paths) / result["convert"] / cpus / baseline
             print(f"  plain loop before/after: {before:.1f} / {after:.1f} files/s; per-core ratio pipeline/loop: "
                   f"{rates[cpus] / cpus / baseline:.2f} (convert stage {convert_ratio:.2f})")
+            print(f"  CPU a file, all processes: pipeline {pipeline_cpu * 1e3:.2f} ms, plain loop "
+                  f"{loop_cpu * 1e3:.2f} ms: per-core ratio by CPU time {loop_cpu / pipeline_cpu:.2f}")
         if 1 in rates and 2 in rates:
             print(f"2 CPUs / 1 CPU: {rates[2] / rates[1]:.2f}x")
 
