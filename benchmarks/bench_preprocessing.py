@@ -54,7 +54,8 @@ def baseline_run(paths):
 class ProcessTree:
     """Peak summed RSS (bytes) and CPU seconds (own and reaped children's) of this process and its
     descendants (a local Ray's processes) while in the with-block, sampled every 0.5 s. The CPU time
-    is not stretched when the VM is slowed by its neighbours, so it is the steadier cost figure."""
+    is not stretched when the VM is slowed by its neighbours, so it is the steadier cost figure; a
+    process that starts or ends between two samples loses up to 0.5 s of it."""
 
     def __enter__(self):
         self.peak, self.first_cpu, self.last_cpu, self.running = 0, {}, {}, True

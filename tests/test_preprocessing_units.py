@@ -157,8 +157,8 @@ def test_a_program_gets_its_whole_output_or_is_killed_at_its_timeout(tmp_path):
 
 def test_programs_run_from_parallel_threads_hold_no_descriptor_but_their_own():
     """A child holding another call's pipe (or a Ray worker's log) would keep that open until it ends."""
-    list_fds = "import os; print(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))"
+    highest_fd = "import os; print(max(int(fd) for fd in os.listdir('/proc/self/fd')))"
     with ThreadPoolExecutor(4) as pool:
-        calls = list(pool.map(lambda _: run_binary([sys.executable, "-c", list_fds], 30), range(40)))
-    # 0-2 are the child's stdin/stdout/stderr, 3 the folder listdir opened
-    assert set(calls) == {(0, b"[0, 1, 2, 3]\n", b"")}
+        calls = list(pool.map(lambda _: run_binary([sys.executable, "-c", highest_fd], 30), range(40)))
+    # 0-2 are the child's stdin/stdout/stderr, 3 (or lower, if the runner closed stdin) the folder listdir opened
+    assert all(code == 0 and not err and int(out) <= 3 for code, out, err in calls)
