@@ -3,14 +3,19 @@
 POP909 is replicated by hard links (symlinks where links fail) in a temporary folder to --files files.
 Ray start-up (ray.init and a first run over a few files, which starts the workers) is timed apart; peak
 memory is the largest summed RSS of this process and all its children (the Ray processes of a local Ray),
-sampled every 0.5 s; their CPU time is summed too, a cost figure steadier than wall time on a shared VM.
+sampled every 0.5 s; their CPU time is summed too, a cost figure that leaves out idle cores. The machine's
+idle core-seconds during the run show how much of the cores the pipeline left unused. On a shared VM both
+wall and CPU time drift by tens of percent within minutes, so --repeats N runs N rounds (every CPU count
+in a fresh Ray each round, the plain loop around each run) and prints the medians.
 
     python benchmarks/bench_preprocessing.py                      # 10,000 files: baseline, 1 and 2 CPUs
+    python benchmarks/bench_preprocessing.py --repeats 3           # the same, three rounds, medians
     python benchmarks/bench_preprocessing.py --files 176000 --cpus 2
 """
 
 import argparse
 import os
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -52,10 +57,10 @@ def baseline_run(paths):
 
 
 class ProcessTree:
-    """Peak summed RSS (bytes) and CPU seconds (own and reaped children's) of this process and its
-    descendants (a local Ray's processes) while in the with-block, sampled every 0.5 s. The CPU time
-    is not stretched when the VM is slowed by its neighbours, so it is the steadier cost figure; a
-    process that starts or ends between two samples loses up to 0.5 s of it."""
+    """Peak summed RSS (bytes) and CPU seconds (own and reaped children's, less the sampling thread's) of
+    this process and its descendants (a local Ray's processes) while in the with-block, sampled every 0.5 s
+    (~5 ms of CPU a sample with a local Ray's dozen processes). A process that starts or ends between two
+    samples loses up to 0.5 s of its CPU time."""
 
     def __enter__(self):
         self.peak, self.first_cpu, self.last_cpu, self.running = 0, {}, {}, True
@@ -68,6 +73,7 @@ class ProcessTree:
         while self.running:
             time.sleep(0.5)
             self.sample()
+        self.sampler_cpu = time.thread_time()  # this thread's own CPU, not the pipeline's
 
     def sample(self):
         me, total = psutil.Process(), 0
@@ -89,7 +95,7 @@ class ProcessTree:
 
     @property
     def cpu_seconds(self):
-        return sum(self.last_cpu[pid] - self.first_cpu[pid] for pid in self.last_cpu)
+        return sum(self.last_cpu[pid] - self.first_cpu[pid] for pid in self.last_cpu) - self.sampler_cpu
 
 
 def pipeline_run(folder, cpus, out, warm_up_paths):
@@ -100,12 +106,12 @@ def pipeline_run(folder, cpus, out, warm_up_paths):
     startup = time.perf_counter() - started
     try:
         with ProcessTree() as tree:
-            started = time.perf_counter()
+            started, idle_before = time.perf_counter(), idle_core_seconds()
             summary = prepare([str(folder)], out, quiet=True)
-            wall = time.perf_counter() - started
+            wall, idle = time.perf_counter() - started, idle_core_seconds() - idle_before
     finally:
         ray.shutdown()
-    return {"startup": startup, "wall": wall, "convert": summary["stage_seconds"]["convert"],
+    return {"startup": startup, "wall": wall, "idle": idle, "convert": summary["stage_seconds"]["convert"],
             "tokens": summary["stage_seconds"]["tokens"], "peak_gib": tree.peak / 2**30,
             "cpu_seconds": tree.cpu_seconds, "summary": summary}
 
@@ -115,7 +121,9 @@ def main():
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--cpus", default="1,2", help="comma-separated CPU counts for the pipeline runs")
     parser.add_argument("--baseline-files", type=int, default=2000, help="files in each plain-loop measurement")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over the CPU counts; medians are printed")
     args = parser.parse_args()
+    cpu_counts = [int(c) for c in args.cpus.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-preprocessing-") as scratch:
         folder = Path(scratch) / "midi"
         folder.mkdir()
@@ -123,26 +131,59 @@ def main():
         baseline_paths = paths[: max(1, args.baseline_files)]
         print(f"{len(paths)} files (pop909 replicated); the plain midi2abc loop (1 process, {len(baseline_paths)} "
               f"files) is measured right before and after each pipeline run, as this machine's speed drifts")
-        rates = {}
-        for cpus in [int(c) for c in args.cpus.split(",")]:
-            before, cpu_before = baseline_run(baseline_paths)
-            result = pipeline_run(folder, cpus, Path(scratch) / f"out{cpus}", paths[:4 * cpus])
-            after, cpu_after = baseline_run(baseline_paths)
-            baseline, loop_cpu = (before + after) / 2, (cpu_before + cpu_after) / 2
-            pipeline_cpu = result["cpu_seconds"] / len(paths)
-            rates[cpus] = len(paths) / result["wall"]
-            s = result["summary"]
-            print(f"pipeline {cpus} CPU: Ray start-up + worker warm-up {result['startup']:.1f} s (apart); "
-                  f"prepare {result['wall']:.1f} s = {rates[cpus]:.1f} files/s (convert stage {result['convert']:.1f} s = "
-                  f"{len(paths) / result['convert']:.1f} files/s, dedup+tokens {result['tokens']:.1f} s); "
-                  f"peak RSS {result['peak_gib']:.2f} GiB; ok {s['ok']} dup {s['duplicate']} rej {s['rejected']}")
-            convert_ratio = len(paths) / result["convert"] / cpus / baseline
-            print(f"  plain loop before/after: {before:.1f} / {after:.1f} files/s; per-core ratio pipeline/loop: "
-                  f"{rates[cpus] / cpus / baseline:.2f} (convert stage {convert_ratio:.2f})")
-            print(f"  CPU a file, all processes: pipeline {pipeline_cpu * 1e3:.2f} ms, plain loop "
-                  f"{loop_cpu * 1e3:.2f} ms: per-core ratio by CPU time {loop_cpu / pipeline_cpu:.2f}")
-        if 1 in rates and 2 in rates:
-            print(f"2 CPUs / 1 CPU: {rates[2] / rates[1]:.2f}x")
+        rounds = []
+        for repeat in range(args.repeats):
+            rounds.append({cpus: measure(folder, paths, baseline_paths, cpus, Path(scratch) / f"out{cpus}-{repeat}")
+                           for cpus in cpu_counts})
+            if 1 in cpu_counts and 2 in cpu_counts:
+                print(f"2 CPUs / 1 CPU: {rounds[-1][2]['rate'] / rounds[-1][1]['rate']:.2f}x")
+        if args.repeats > 1:
+            print_medians(rounds, cpu_counts)
+
+
+def measure(folder, paths, baseline_paths, cpus, out):
+    """One pipeline run between two plain-loop runs; prints it and returns its rates and ratios."""
+    before, cpu_before = baseline_run(baseline_paths)
+    result = pipeline_run(folder, cpus, out, paths[:4 * cpus])
+    after, cpu_after = baseline_run(baseline_paths)
+    baseline, loop_cpu = (before + after) / 2, (cpu_before + cpu_after) / 2
+    pipeline_cpu = result["cpu_seconds"] / len(paths)
+    rate = len(paths) / result["wall"]
+    s = result["summary"]
+    print(f"pipeline {cpus} CPU: Ray start-up + worker warm-up {result['startup']:.1f} s (apart); "
+          f"prepare {result['wall']:.1f} s = {rate:.1f} files/s (convert stage {result['convert']:.1f} s = "
+          f"{len(paths) / result['convert']:.1f} files/s, dedup+tokens {result['tokens']:.1f} s); "
+          f"peak RSS {result['peak_gib']:.2f} GiB; ok {s['ok']} dup {s['duplicate']} rej {s['rejected']}")
+    measured = {"rate": rate, "wall_ratio": rate / cpus / baseline, "cpu_ratio": loop_cpu / pipeline_cpu}
+    convert_ratio = len(paths) / result["convert"] / cpus / baseline
+    print(f"  plain loop before/after: {before:.1f} / {after:.1f} files/s; per-core ratio pipeline/loop: "
+          f"{measured['wall_ratio']:.2f} (convert stage {convert_ratio:.2f}); idle cores during the run: "
+          f"{result['idle']:.1f} of {os.cpu_count() * result['wall']:.0f} core-seconds")
+    print(f"  CPU a file, all processes: pipeline {pipeline_cpu * 1e3:.2f} ms, plain loop "
+          f"{loop_cpu * 1e3:.2f} ms: per-core ratio by CPU time {measured['cpu_ratio']:.2f}")
+    return measured
+
+
+def idle_core_seconds():
+    """Seconds that this machine's cores spent idle since boot (Linux /proc/stat; 0 elsewhere)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def print_medians(rounds, cpu_counts):
+    print(f"medians over {len(rounds)} rounds (min-max):")
+    for cpus in cpu_counts:
+        figures = {key: [r[cpus][key] for r in rounds] for key in ("rate", "wall_ratio", "cpu_ratio")}
+        print(f"  {cpus} CPU: " + ", ".join(f"{key} {median_range(values)}" for key, values in figures.items()))
+    if 1 in cpu_counts and 2 in cpu_counts:
+        print(f"  2 CPUs / 1 CPU: {median_range([r[2]['rate'] / r[1]['rate'] for r in rounds])}")
+
+
+def median_range(values):
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 if __name__ == "__main__":
