@@ -136,7 +136,7 @@ def main():
             rounds.append({cpus: measure(folder, paths, baseline_paths, cpus, Path(scratch) / f"out{cpus}-{repeat}")
                            for cpus in cpu_counts})
             if 1 in cpu_counts and 2 in cpu_counts:
-                print(f"2 CPUs / 1 CPU: {rounds[-1][2]['rate'] / rounds[-1][1]['rate']:.2f}x")
+                print(f"2 CPUs / 1 CPU: {two_over_one(rounds[-1]):.2f}x")
         if args.repeats > 1:
             print_medians(rounds, cpu_counts)
 
@@ -179,7 +179,11 @@ def print_medians(rounds, cpu_counts):
         figures = {key: [r[cpus][key] for r in rounds] for key in ("rate", "wall_ratio", "cpu_ratio")}
         print(f"  {cpus} CPU: " + ", ".join(f"{key} {median_range(values)}" for key, values in figures.items()))
     if 1 in cpu_counts and 2 in cpu_counts:
-        print(f"  2 CPUs / 1 CPU: {median_range([r[2]['rate'] / r[1]['rate'] for r in rounds])}")
+        print(f"  2 CPUs / 1 CPU: {median_range([two_over_one(r) for r in rounds])}")
+
+
+def two_over_one(measured):
+    return measured[2]["rate"] / measured[1]["rate"]
 
 
 def median_range(values):
