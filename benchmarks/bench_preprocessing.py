@@ -102,9 +102,9 @@ def pipeline_run(folder, cpus, out, warm_up_paths):
     """Start-up is ray.init plus a first tiny run, which starts the workers and their imports."""
     started = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    prepare([str(p) for p in warm_up_paths], out.with_name(out.name + "-warm-up"), quiet=True, split=(1, 0, 0))
-    startup = time.perf_counter() - started
     try:
+        prepare([str(p) for p in warm_up_paths], out.with_name(out.name + "-warm-up"), quiet=True, split=(1, 0, 0))
+        startup = time.perf_counter() - started
         with ProcessTree() as tree:
             started, idle_before = time.perf_counter(), idle_core_seconds()
             summary = prepare([str(folder)], out, quiet=True)
