@@ -111,12 +111,19 @@ def test_inputs_folder_glob_list_and_tune_book(tmp_path, midi_dir):
     (tmp_path / "sub" / "A.MID").write_bytes(b"x")
     (tmp_path / "b.midi").write_bytes(b"x")
     (tmp_path / "ignored.txt.bak").write_text("")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    (outside / "linked-folder").mkdir(parents=True)
+    (outside / "linked-folder" / "hidden.mid").write_bytes(b"x")
+    (outside / "real.mid").write_bytes(b"x")
+    (tmp_path / "link.mid").symlink_to(outside / "real.mid")  # a symlinked file: named by its target
+    (tmp_path / "linked-folder").symlink_to(outside / "linked-folder")  # a symlinked folder: not followed
     book = tmp_path / "book.abc"
     book.write_text("%abc\nX:1\nT:a\nK:C\nCDEF|\n\nX:2\nT:b\nK:G\nGABc|\n")
     listing = tmp_path / "list.txt"
     listing.write_text(f"# comment\n{book}\nb.midi\n")
     folder = resolve_inputs([str(tmp_path)])
-    assert [i["source"] for i in folder] == [str(tmp_path / "b.midi"), str(tmp_path / "sub" / "A.MID")]
+    assert [i["source"] for i in folder] == [str(outside / "real.mid"), str(tmp_path / "b.midi"),
+                                             str(tmp_path / "sub" / "A.MID")]
     listed = resolve_inputs([str(listing), str(tmp_path / "*.midi")])
     assert [i["source"] for i in listed] == [str(tmp_path / "b.midi"), f"{book}#1", f"{book}#2"]
     assert listed[2]["text"] == "X:2\nT:b\nK:G\nGABc|\n"
