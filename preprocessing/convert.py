@@ -33,19 +33,20 @@ def read_bytes(path):
         return None
 
 
-def convert_batch(batch, flags, timeout, limits):
-    """batch: columns bytes, path; returns the RECORD_FIELDS columns, one row per input row."""
+def convert_batch(batch, flags, timeout, limits, on_this_core=False):
+    """batch: columns bytes, path; returns the RECORD_FIELDS columns, one row per input row.
+    on_this_core: start each midi2abc on its worker's core (abc_tools.start_process)."""
     records = {field: [] for field in RECORD_FIELDS}
     with tempfile.TemporaryDirectory(prefix="midi2abc-") as scratch:
         for data, path in zip(batch["bytes"], batch["path"]):
             data = None if data is None else bytes(data)
             md5 = "" if data is None else hashlib.md5(data).hexdigest()
-            tune, reason = convert_bytes(data, str(path), scratch, flags, timeout, limits)
+            tune, reason = convert_bytes(data, str(path), scratch, flags, timeout, limits, on_this_core)
             add_record(records, str(path), md5, tune, reason)
     return records
 
 
-def convert_bytes(data, path, scratch, flags, timeout, limits):
+def convert_bytes(data, path, scratch, flags, timeout, limits, on_this_core):
     if data is None:
         return None, "unreadable"
     if not data:
@@ -56,7 +57,7 @@ def convert_bytes(data, path, scratch, flags, timeout, limits):
     if not local.is_file():  # a remote file (s3://, gs://): midi2abc needs a local copy
         local = Path(scratch) / "remote.mid"
         local.write_bytes(data)
-    raw, reason = midi_to_abc(local, flags, timeout)
+    raw, reason = midi_to_abc(local, flags, timeout, on_this_core)
     if raw is None:
         return None, reason
     return clean_abc(raw, limits)

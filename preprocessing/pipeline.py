@@ -9,6 +9,7 @@ only hashes, and only distinct tunes are tokenized, once each.
 import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from contextlib import closing
@@ -173,9 +174,13 @@ def converted_batches(items, settings):
             paths = ray.data.from_items([{"path": path} for path in locations], override_num_blocks=blocks)
             datasets.append(paths.map_batches(read_local_files, batch_size=None, batch_format="numpy"))
     dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+    # When Ray's CPUs cover this machine's cores (all of them busy, as on a cluster's nodes), each midi2abc
+    # starts on its worker's core; with cores to spare the kernel places it better (abc_tools.start_process).
+    on_this_core = hasattr(os, "sched_getaffinity") and cpus >= len(os.sched_getaffinity(0))
     dataset = dataset.map_batches(
         convert_batch, batch_size=None, batch_format="numpy",
-        fn_kwargs={"flags": settings.midi2abc_flags, "timeout": settings.timeout, "limits": settings.limits})
+        fn_kwargs={"flags": settings.midi2abc_flags, "timeout": settings.timeout, "limits": settings.limits,
+                   "on_this_core": on_this_core})
     yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
 
 

@@ -150,16 +150,29 @@ def test_abc_tunes_render_the_same_on_every_run(tmp_path):
     assert runs[0] == runs[1] == runs[2]
 
 
-def test_a_program_gets_its_whole_output_or_is_killed_at_its_timeout(tmp_path):
+@pytest.mark.parametrize("on_this_core", [False, True])
+def test_a_program_gets_its_whole_output_or_is_killed_at_its_timeout(tmp_path, on_this_core):
     noisy = "import sys; sys.stdout.write('a' * 300_000); sys.stderr.write('b' * 200_000); sys.exit(3)"
-    assert run_binary([sys.executable, "-c", noisy], timeout=30) == (3, b"a" * 300_000, b"b" * 200_000)
+    done = run_binary([sys.executable, "-c", noisy], timeout=30, on_this_core=on_this_core)
+    assert done == (3, b"a" * 300_000, b"b" * 200_000)
     pid_file = tmp_path / "pid"
     sleeper = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
     started = time.monotonic()
-    assert run_binary([sys.executable, "-c", sleeper], timeout=5) is None
+    assert run_binary([sys.executable, "-c", sleeper], timeout=5, on_this_core=on_this_core) is None
     assert time.monotonic() - started < 15
     with pytest.raises(ProcessLookupError):  # killed and reaped, not left as a zombie
         os.kill(int(pid_file.read_text()), 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="core affinity is Linux-only")
+def test_a_program_started_on_this_core_may_then_run_on_any():
+    """Started on the caller's core, the child is then given back every core, and so is the caller."""
+    cores = os.sched_getaffinity(0)
+    later = "import os, time; time.sleep(0.3); print(sorted(os.sched_getaffinity(0)))"
+    with ThreadPoolExecutor(4) as pool:
+        calls = list(pool.map(lambda _: run_binary([sys.executable, "-c", later], 30, on_this_core=True), range(8)))
+    assert all(out.decode().strip() == str(sorted(cores)) for _, out, _ in calls)
+    assert os.sched_getaffinity(0) == cores
 
 
 def test_programs_run_from_parallel_threads_hold_no_descriptor_but_their_own():
