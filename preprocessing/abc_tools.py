@@ -86,7 +86,7 @@ def start_process(args, cwd, on_this_core):
     another worker's core, where the child waits while its parent's core idles as the parent waits for it.
     Measured, 10,000 files at 2 CPUs of 2, 4 paired runs: 328-381 files/s and 1.3-2.7 idle core-seconds
     when started here, 256-310 files/s and 5.7-14.8 idle core-seconds when not. With a core to spare the
-    kernel's choice is the better one (at 1 CPU of 2, starting here cost 3-16%), so the caller decides."""
+    kernel's choice is the better one (at 1 CPU of 2, starting here cost 1-16%), so the caller decides."""
     if not (on_this_core and hasattr(os, "sched_setaffinity")):
         return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cores = os.sched_getaffinity(0)
