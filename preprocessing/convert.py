@@ -6,6 +6,7 @@ cheap checks (empty, not MIDI); midi2abc then reads a local file by its path (no
 file's bytes are written to a scratch file first.
 """
 
+import functools
 import hashlib
 import tempfile
 from pathlib import Path
@@ -37,16 +38,17 @@ def convert_batch(batch, flags, timeout, limits, on_this_core=False):
     """batch: columns bytes, path; returns the RECORD_FIELDS columns, one row per input row.
     on_this_core: start each midi2abc on its worker's core (abc_tools.start_process)."""
     records = {field: [] for field in RECORD_FIELDS}
+    to_abc = functools.partial(midi_to_abc, flags=flags, timeout=timeout, on_this_core=on_this_core)
     with tempfile.TemporaryDirectory(prefix="midi2abc-") as scratch:
         for data, path in zip(batch["bytes"], batch["path"]):
             data = None if data is None else bytes(data)
             md5 = "" if data is None else hashlib.md5(data).hexdigest()
-            tune, reason = convert_bytes(data, str(path), scratch, flags, timeout, limits, on_this_core)
+            tune, reason = convert_bytes(data, str(path), scratch, to_abc, limits)
             add_record(records, str(path), md5, tune, reason)
     return records
 
 
-def convert_bytes(data, path, scratch, flags, timeout, limits, on_this_core):
+def convert_bytes(data, path, scratch, to_abc, limits):
     if data is None:
         return None, "unreadable"
     if not data:
@@ -57,7 +59,7 @@ def convert_bytes(data, path, scratch, flags, timeout, limits, on_this_core):
     if not local.is_file():  # a remote file (s3://, gs://): midi2abc needs a local copy
         local = Path(scratch) / "remote.mid"
         local.write_bytes(data)
-    raw, reason = midi_to_abc(local, flags, timeout, on_this_core)
+    raw, reason = to_abc(local)
     if raw is None:
         return None, reason
     return clean_abc(raw, limits)
