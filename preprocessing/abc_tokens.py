@@ -17,26 +17,32 @@ UNK = "<unk>"
 EOT = "<eot>"
 POSITION = np.uint32  # a token's index among its tune's distinct tokens
 
-LENGTH = r"(?:\d+)?(?:/+\d*)?"
-TOKEN_PATTERN = re.compile(
-    r"(?P<field>^[A-Za-z]:[^\n]*)"                      # header or voice line, whole: K:G, V:2
-    r"|(?P<inline>\[[A-Za-z]:[^\]\n]*\])"                # inline field [K:D]
-    r"|(?P<note>(?:\^\^|\^|__|_|=)?[A-Ga-g][,']*" + LENGTH + r")"
-    r"|(?P<rest>[zxZX]" + LENGTH + r")"
-    r"|(?P<bar>:*\|+[\]:]*\d*|::|\[\d+)"                # | || |] |: :| :|: :: |1 [2
-    r"|(?P<chord_end>\]" + LENGTH + r")"
-    r"|(?P<tuplet>\(\d(?::\d*){0,2})"
-    r"|(?P<quoted>\"[^\"\n]*\")"
-    r"|(?P<decoration>![^!\n]*!)"
-    r"|(?P<broken>[<>]+)"
-    r"|(?P<space>[ \t]+)"
-    r"|(?P<other>.)",                                    # [ - ( ) { } newline and anything else
-    re.MULTILINE | re.DOTALL,
+# Each kind of token and the alternatives that match it, tried in this order. Every alternative but the
+# first (a line start) starts with a literal or a character set, never an optional part or a repeat (so
+# "\|\|*", not "\|+"): re then skips a failing alternative after one character.
+# Measured on POP909 tunes: findall 1.4 ms a tune, against 2.1 ms for the same tokens when the note's
+# optional accidental came first.
+LENGTH = r"\d*/*\d*"                                     # 2, /, 3/2, //
+NOTE = r"[A-Ga-g][,']*" + LENGTH                          # the pitch letter, octave marks and length
+TOKEN_KINDS = (
+    ("field", [r"^[A-Za-z]:[^\n]*"]),                     # header or voice line, whole: K:G, V:2
+    ("inline", [r"\[[A-Za-z]:[^\]\n]*\]"]),              # inline field [K:D]
+    ("note", [NOTE, r"\^\^?" + NOTE, r"__?" + NOTE, "=" + NOTE]),
+    ("rest", [r"[zxZX]" + LENGTH]),
+    ("bar", [r"\|\|*[\]:]*\d*", r"::*\|\|*[\]:]*\d*", "::", r"\[\d\d*"]),  # | || |] |: :| :|: :: |1 [2
+    ("chord_end", [r"\]" + LENGTH]),
+    ("tuplet", [r"\(\d(?::\d*){0,2}"]),
+    ("quoted", [r'"[^"\n]*"']),
+    ("decoration", [r"![^!\n]*!"]),
+    ("broken", [r"[<>][<>]*"]),
+    ("space", [r"[ \t][ \t]*"]),
+    ("other", ["."]),                                      # [ - ( ) { } newline and anything else
 )
-
-
-# The same alternatives without group names: findall then returns the token strings, 2.5x faster.
-UNNAMED_PATTERN = re.compile(re.sub(r"\(\?P<\w+>", "(?:", TOKEN_PATTERN.pattern), TOKEN_PATTERN.flags)
+FLAGS = re.MULTILINE | re.DOTALL
+TOKEN_PATTERN = re.compile("|".join(f"(?P<{kind}>{'|'.join(alternatives)})" for kind, alternatives in TOKEN_KINDS),
+                           FLAGS)
+# The alternatives without groups: findall then returns the token strings, 2.5x faster than finditer.
+UNNAMED_PATTERN = re.compile("|".join(a for _, alternatives in TOKEN_KINDS for a in alternatives), FLAGS)
 
 
 # A line with its newline (the last one may have none). No token spans a newline, and "^" in the

@@ -62,10 +62,24 @@ def test_clean_rejects_with_a_reason(raw, limits, reason):
     "X:1\nM:6/8\nL:1/8\nK:Bb\nV:1\n[K:D] ^c'3/2 _B,,/ =f2- f|:(3abc [CEG]2 z4 x/|1 A>B !trill!c \"Am\"d:|2 e4|]\n",
     "odd § chars\t{g}A~B .C\n\n",
 ])
-def test_tokenizer_is_lossless_and_note_level(text):
+def test_tokenizer_is_lossless(text):
     assert "".join(tokenize_abc(text)) == text
-    kinds = dict(tokenize_with_kinds("^c'3/2 _B,,/ |: [CEG]2 (3abc"))
-    assert kinds["^c'3/2"] == kinds["_B,,/"] == "note" and kinds["|:"] == "bar" and kinds["(3"] == "tuplet"
+
+
+def test_tokens_are_musical_units_of_one_kind_each():
+    text = "M:6/8\n[K:D] ^^c'3/2 __B,,/ =f2- f|:(3:2:3abc [CEG]2 z4 x/|1 A>>B !trill!c \"Am\"d:|2 e//4 :: [2 Z8 ||]\n"
+    expected = [
+        ("M:6/8", "field"), ("\n", "other"), ("[K:D]", "inline"), (" ", "space"), ("^^c'3/2", "note"), (" ", "space"),
+        ("__B,,/", "note"), (" ", "space"), ("=f2", "note"), ("-", "other"), (" ", "space"), ("f", "note"),
+        ("|:", "bar"), ("(3:2:3", "tuplet"), ("a", "note"), ("b", "note"), ("c", "note"), (" ", "space"),
+        ("[", "other"), ("C", "note"), ("E", "note"), ("G", "note"), ("]2", "chord_end"), (" ", "space"),
+        ("z4", "rest"), (" ", "space"), ("x/", "rest"), ("|1", "bar"), (" ", "space"), ("A", "note"),
+        (">>", "broken"), ("B", "note"), (" ", "space"), ("!trill!", "decoration"), ("c", "note"), (" ", "space"),
+        ('"Am"', "quoted"), ("d", "note"), (":|2", "bar"), (" ", "space"), ("e//4", "note"), (" ", "space"),
+        ("::", "bar"), (" ", "space"), ("[2", "bar"), (" ", "space"), ("Z8", "rest"), (" ", "space"),
+        ("||]", "bar"), ("\n", "other")]
+    assert tokenize_with_kinds(text) == expected
+    assert tokenize_abc(text) == [token for token, _ in expected]
 
 
 def test_vocabulary_maps_rare_tokens_to_unk_and_checks_its_hash():
