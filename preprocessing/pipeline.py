@@ -49,7 +49,7 @@ def prepare(inputs, out_dir, **settings):
     items = resolve_inputs(inputs)
     run = {"inputs": [str(i) for i in inputs], "files": len(items),
            "files_sha256": hashlib.sha256("\n".join(i["source"] for i in items).encode()).hexdigest(),
-           "settings": settings.output_affecting()}
+           "settings": settings.output_affecting(), "tokenizer_version": TOKENIZER_VERSION}
     finished = claim_out_dir(out, run, settings)
     if finished is not None:
         return finished

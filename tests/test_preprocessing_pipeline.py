@@ -11,7 +11,7 @@ import pandas as pd
 import pretty_midi
 import pytest
 
-from preprocessing.abc_tokens import Vocabulary, tokenize_abc
+from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary, tokenize_abc
 from preprocessing.abc_tools import abc_to_midi
 from preprocessing.chunking import chunk_tune
 from preprocessing.pipeline import prepare
@@ -169,6 +169,12 @@ def test_rerun_into_existing_out_resumes_or_refuses(small_runs, tmp_path):
         prepare(inputs, first, quiet=True, chunk_tokens=1024)
     with pytest.raises(FileExistsError, match="inputs"):
         prepare(inputs[:1], first, quiet=True, chunk_tokens=512)
+    run_file = first / "run.json"
+    current = run_file.read_text()
+    run_file.write_text(json.dumps({**json.loads(current), "tokenizer_version": TOKENIZER_VERSION - 1}))
+    with pytest.raises(FileExistsError, match="tokenizer_version"):
+        prepare(inputs, first, quiet=True, chunk_tokens=512)
+    run_file.write_text(current)
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
