@@ -45,7 +45,10 @@ def chunk_ranges(distinct, positions, max_tokens):
     if len(positions) <= max_tokens:
         return [[(0, len(positions))]]
     codes = np.array([CODES[token] for token in distinct], dtype=np.int8)[positions]
-    header_end = int(np.argmax(np.array([token.startswith("K:") for token in distinct])[positions])) + 2
+    is_key = np.array([token.startswith("K:") for token in distinct])[positions]
+    if not is_key.any():
+        raise ValueError("a tune is cut after its header, which ends at its K: line; this tune has none")
+    header_end = int(np.argmax(is_key)) + 2  # the K: line and its newline
     chunks, prefix, body_start, size, voice_line = [], [], header_end, header_end, None
     for start, stop, is_voice in zip(*unit_bounds(codes, header_end)):
         if is_voice:

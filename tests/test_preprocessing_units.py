@@ -109,6 +109,8 @@ def test_chunks_are_cut_at_bar_lines_and_keep_the_header(midi_dir, tmp_path):
     assert bodies.replace("\n", "").count("|") == tune.abc.replace("\n", "").count("|")
     for piece in pieces[1:4]:
         assert piece[len(header):].startswith("V:") and abc_to_midi(piece, tmp_path / "c.mid")[0]
+    with pytest.raises(ValueError, match="K: line"):
+        chunk_tune("X:1\nM:4/4\n" + "abc|" * 200, 300)
 
 
 def test_settings_name_the_bad_option():
