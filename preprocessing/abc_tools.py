@@ -91,7 +91,10 @@ def start_process(args, cwd, on_this_core):
     if not (on_this_core and hasattr(os, "sched_setaffinity")):
         return popen()
     cores = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, (libc().sched_getcpu(),))  # the child inherits this thread's cores
+    try:
+        os.sched_setaffinity(0, (libc().sched_getcpu(),))  # the child inherits this thread's cores
+    except OSError:  # forbidden, as a container's seccomp rules may: start it where Linux chooses
+        return popen()
     try:
         process = popen()
     finally:

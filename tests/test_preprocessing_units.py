@@ -191,6 +191,15 @@ def test_a_program_started_on_this_core_may_then_run_on_any():
     assert os.sched_getaffinity(0) == cores
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="core affinity is Linux-only")
+def test_a_program_still_runs_where_setting_cores_is_forbidden(monkeypatch):
+    """Some containers' seccomp rules forbid sched_setaffinity; this machine's don't, hence the stand-in."""
+    def forbidden(pid, cores):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "sched_setaffinity", forbidden)
+    assert run_binary([sys.executable, "-c", "print('ran')"], 30, on_this_core=True) == (0, b"ran\n", b"")
+
+
 def test_programs_run_from_parallel_threads_hold_no_descriptor_but_their_own():
     """A child holding another call's pipe (or a Ray worker's log) would keep that open until it ends."""
     highest_fd = "import os; print(max(int(fd) for fd in os.listdir('/proc/self/fd')))"
