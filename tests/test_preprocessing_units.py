@@ -12,8 +12,9 @@ import pytest
 
 from preprocessing.abc_clean import Limits, clean_abc
 from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokenize_with_kinds
-from preprocessing.abc_tools import abc_to_midi, midi_to_abc, run_binary
+from preprocessing.abc_tools import MIDI2ABC_FLAGS, abc_to_midi, midi_to_abc, run_binary
 from preprocessing.chunking import chunk_tune
+from preprocessing.convert import convert_batch
 from preprocessing.inputs import resolve_inputs
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
@@ -145,6 +146,19 @@ def test_inputs_folder_glob_list_and_tune_book(tmp_path, midi_dir):
     assert listed[2]["text"] == "X:2\nT:b\nK:G\nGABc|\n"
     with pytest.raises(ValueError, match="nowhere"):
         resolve_inputs([str(tmp_path / "nowhere")])
+
+
+def test_a_remote_file_converts_from_its_bytes_as_the_local_file_does(midi_dir):
+    """A remote file (s3://, gs://) has no local path for midi2abc: its bytes go to a scratch copy, one
+    after another within a batch."""
+    local = sorted(str(p) for p in (midi_dir / "pop909").glob("*.mid"))[:3]
+    data = [Path(path).read_bytes() for path in local]
+    remote = [f"s3://bucket/{Path(path).name}" for path in local]
+    as_local = convert_batch({"bytes": data, "path": local}, MIDI2ABC_FLAGS, 10.0, Limits())
+    as_remote = convert_batch({"bytes": data, "path": remote}, MIDI2ABC_FLAGS, 10.0, Limits())
+    assert as_remote["path"] == remote and as_remote["status"] == ["ok"] * 3
+    assert len(set(as_remote["tune_md5"])) == 3
+    assert {k: v for k, v in as_remote.items() if k != "path"} == {k: v for k, v in as_local.items() if k != "path"}
 
 
 def test_music21_corpus_is_found():
