@@ -93,8 +93,8 @@ def start_process(args, cwd, on_this_core):
     cores = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, (libc().sched_getcpu(),))  # the child inherits this thread's cores
-    except OSError:  # forbidden, as a container's seccomp rules may: start it where Linux chooses
-        return popen()
+    except (OSError, ValueError):  # forbidden (some containers' seccomp rules), or no current core (-1)
+        return popen()  # start it where Linux chooses
     try:
         process = popen()
     finally:

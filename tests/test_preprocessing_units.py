@@ -6,10 +6,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import music21
 import pytest
 
+from preprocessing import abc_tools
 from preprocessing.abc_clean import Limits, clean_abc
 from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokenize_with_kinds
 from preprocessing.abc_tools import MIDI2ABC_FLAGS, abc_to_midi, midi_to_abc, run_binary
@@ -206,12 +208,19 @@ def test_a_program_started_on_this_core_may_then_run_on_any():
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="core affinity is Linux-only")
-def test_a_program_still_runs_where_setting_cores_is_forbidden(monkeypatch):
-    """Some containers' seccomp rules forbid sched_setaffinity; this machine's don't, hence the stand-in."""
-    def forbidden(pid, cores):
-        raise PermissionError(1, "Operation not permitted")
-    monkeypatch.setattr(os, "sched_setaffinity", forbidden)
+@pytest.mark.parametrize("failure", ["setting cores is forbidden", "the current core is unknown"])
+def test_a_program_still_runs_where_it_cannot_start_on_this_core(monkeypatch, failure):
+    """Some containers' seccomp rules forbid sched_setaffinity, and sched_getcpu gives -1 on kernels
+    without it; this machine has neither, hence the stand-ins."""
+    if failure == "setting cores is forbidden":
+        def forbidden(pid, cores):
+            raise PermissionError(1, "Operation not permitted")
+        monkeypatch.setattr(os, "sched_setaffinity", forbidden)
+    else:
+        monkeypatch.setattr(abc_tools, "libc", lambda: SimpleNamespace(sched_getcpu=lambda: -1))
+    cores = os.sched_getaffinity(0)
     assert run_binary([sys.executable, "-c", "print('ran')"], 30, on_this_core=True) == (0, b"ran\n", b"")
+    assert os.sched_getaffinity(0) == cores
 
 
 def test_programs_run_from_parallel_threads_hold_no_descriptor_but_their_own():
