@@ -37,6 +37,15 @@ OUTPUTS = ("manifest.parquet", "abc", "tokens", "meta.json", "summary.json", WOR
 TUNE_SCHEMA = pa.schema([("tune_md5", pa.string()), ("abc", pa.string())])
 
 
+class DifferentRunError(FileExistsError):
+    """--out holds a preprocessing run of other inputs, settings or tokenizer version (named in differing)."""
+
+    def __init__(self, out, differing):
+        super().__init__(f"--out {out} holds a preprocessing run with different {', '.join(differing)}; "
+                         f"pass --overwrite to replace it, or choose another --out")
+        self.differing = differing
+
+
 def prepare(inputs, out_dir, **settings):
     """Prepare a data folder from inputs (paths, globs, list files, URIs, .abc books, "music21").
 
@@ -90,9 +99,7 @@ def claim_out_dir(out, run, settings):
                 path = out / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         elif previous != run:
-            differing = sorted(k for k in run if previous.get(k) != run[k])
-            raise FileExistsError(f"--out {out} holds a preprocessing run with different {', '.join(differing)}; "
-                                  f"pass --overwrite to replace it, or choose another --out")
+            raise DifferentRunError(out, sorted(k for k in run if previous.get(k) != run[k]))
         elif (out / "summary.json").exists():
             if not settings.quiet:
                 print(f"{out} already holds this run, complete; nothing to do")

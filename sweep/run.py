@@ -32,7 +32,7 @@ def parse_sweep_args(argv):
     parser = argparse.ArgumentParser(prog="sweep/run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="prepared data folder or object-store URI (default: the bundled "
-                                       f"music21 corpus, prepared into {DEMO_DATA} when missing)")
+                                       f"music21 corpus, prepared into {DEMO_DATA} when missing or stale)")
     parser.add_argument("--preset", default="demo", help=f"one of {', '.join(preset_names())}")
     parser.add_argument("--name", help="experiment name (default: <preset>-<date>-<time>)")
     parser.add_argument("--storage", default=str(RESULTS), help="results root: a folder or s3://... URI")
@@ -59,14 +59,17 @@ def data_summary(location):
 
 
 def prepare_demo_data():
-    """The bundled corpus, prepared once into data/music21 on the Ray this command runs."""
-    if (DEMO_DATA / "meta.json").exists():
-        return 0.0
-    from preprocessing.pipeline import prepare
+    """The bundled corpus, prepared into data/music21 on the Ray this command runs: once, and again
+    when this version prepares it differently (tokenizer, settings or corpus changed)."""
+    from preprocessing.pipeline import DifferentRunError, prepare
 
-    print(f"Preparing the bundled music21 corpus into {DEMO_DATA} (once, a few minutes)...", flush=True)
+    print(f"Preparing the bundled music21 corpus into {DEMO_DATA} (the first time: a few minutes)...", flush=True)
     began = time.perf_counter()
-    prepare(["music21"], DEMO_DATA)
+    try:
+        prepare(["music21"], DEMO_DATA)
+    except DifferentRunError as error:  # the folder is this command's own copy of the corpus
+        print(f"{DEMO_DATA} was prepared with different {', '.join(error.differing)}: preparing it again", flush=True)
+        prepare(["music21"], DEMO_DATA, overwrite=True)
     return time.perf_counter() - began
 
 

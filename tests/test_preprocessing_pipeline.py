@@ -14,7 +14,7 @@ import pytest
 from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary, tokenize_abc
 from preprocessing.abc_tools import abc_to_midi
 from preprocessing.chunking import chunk_tune
-from preprocessing.pipeline import prepare
+from preprocessing.pipeline import DifferentRunError, prepare
 from preprocessing.shards import SPLITS, load_meta, read_split, verify_shards
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,8 +172,9 @@ def test_rerun_into_existing_out_resumes_or_refuses(small_runs, tmp_path):
     run_file = first / "run.json"
     current = run_file.read_text()
     run_file.write_text(json.dumps({**json.loads(current), "tokenizer_version": TOKENIZER_VERSION - 1}))
-    with pytest.raises(FileExistsError, match="tokenizer_version"):
+    with pytest.raises(DifferentRunError, match="tokenizer_version") as refused:
         prepare(inputs, first, quiet=True, chunk_tokens=512)
+    assert refused.value.differing == ["tokenizer_version"]  # what the demo checks to prepare its copy again
     run_file.write_text(current)
     stranger = tmp_path / "stranger"
     stranger.mkdir()
