@@ -1,9 +1,9 @@
 """prepare(): any MIDI corpus -> clean ABC -> dedup -> per-tune split -> vocab -> chunks -> token shards.
 
-Ray Data does the per-file work (read bytes, midi2abc, cleaning) and the per-tune work (tokenizing and
-chunking; see token_stage.py). The driver streams the results: it keeps one small record per input file
-(no ABC) and writes each distinct tune's ABC once to a scratch Parquet file, so dedup and split need
-only hashes, and only distinct tunes are tokenized, once each.
+Ray Data does the per-file work (read bytes, midi2abc, cleaning) and Ray tasks the per-tune work
+(tokenizing and chunking; see token_stage.py). The driver streams the results: it keeps one small record
+per input file (no ABC) and writes each distinct tune's ABC once to a scratch Parquet file, so dedup and
+split need only hashes, and only distinct tunes are tokenized, once each.
 """
 
 import hashlib
@@ -149,8 +149,8 @@ def connect_ray(settings):
     """Use the running Ray if any, else start one (address, or local with num_cpus); True if started."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
-    # Ray Data's per-operator reservations held these one-operator pipelines to about one task at a
-    # time on 2 CPUs (measured: 1.5x slower token stage); without them every CPU runs a task.
+    # Ray Data's per-operator reservations kept the conversion's one-operator pipeline from running a task
+    # on every CPU (measured on 4,000 POP909 files at 2 CPUs: 8.5-8.8 s with them, 7.4-7.7 s without).
     context.op_resource_reservation_enabled = False
     if ray.is_initialized():
         return False
