@@ -49,8 +49,11 @@ def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, swee
     best_config = load_config("tiny")["best"]
     samples = metrics["samples"]
     assert len(samples) == len(best_config["temperatures"]) * best_config["samples_per_temperature"]
+    texts = [(out / "samples" / f"{sample['name']}.abc").read_text() for sample in samples]
+    # A sample is whatever the model wrote: one trained for 15 s may end a tune at once (a CI run wrote "\n")
+    assert all(bool(text) == (sample["tokens"] > 0) for text, sample in zip(texts, samples))
+    assert any(text.strip() for text in texts)
     for sample in samples:
-        assert (out / "samples" / f"{sample['name']}.abc").read_text().strip()
         assert (out / "samples" / f"{sample['name']}.mid").exists() == sample["midi"]
 
 
