@@ -8,7 +8,6 @@ split need only hashes, and only distinct tunes are tokenized, once each.
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import time
@@ -25,6 +24,7 @@ import ray
 from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
 from preprocessing.convert import convert_batch, read_local_files
 from preprocessing.inputs import ray_path, resolve_inputs
+from preprocessing.parallel import block_count, cluster_cpus
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
@@ -165,16 +165,14 @@ def converted_batches(items, settings):
     """Arrow tables of convert_batch records, in no fixed order."""
     if not items:
         return
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     by_scheme = {}
     for item in items:
         by_scheme.setdefault(item["location"].split("://")[0] if "://" in item["location"] else "", []).append(
             item["location"])
     datasets = []
     for scheme, locations in by_scheme.items():
-        # Blocks of about batch_size files (each block is a Ray task, and a task costs ~0.1 s of scheduling:
-        # 2% of 1000 files' conversion), but enough of them to keep every CPU busy.
-        blocks = max(math.ceil(len(locations) / settings.batch_size), min(len(locations), 2 * cpus))
+        # Blocks of about batch_size files: a task costs ~0.1 s of scheduling, 2% of 1000 files' conversion.
+        blocks = block_count(len(locations), settings.batch_size)
         if scheme:  # remote: Ray's reader, with its filesystems and retries; the network dwarfs its cost
             datasets.append(ray.data.read_binary_files(locations, include_paths=True, override_num_blocks=blocks))
         else:
@@ -183,7 +181,7 @@ def converted_batches(items, settings):
     dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
     # When Ray's CPUs cover this machine's cores (all of them busy, as on a cluster's nodes), each midi2abc
     # starts on its worker's core; with cores to spare the kernel places it better (abc_tools.start_process).
-    on_this_core = hasattr(os, "sched_getaffinity") and cpus >= len(os.sched_getaffinity(0))
+    on_this_core = hasattr(os, "sched_getaffinity") and cluster_cpus() >= len(os.sched_getaffinity(0))
     dataset = dataset.map_batches(
         convert_batch, batch_size=None, batch_format="numpy",
         fn_kwargs={"flags": settings.midi2abc_flags, "timeout": settings.timeout, "limits": settings.limits,
