@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import ray
 
 from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
-from preprocessing.convert import convert_batch, read_local_files
+from preprocessing.convert import CONVERSION_VERSION, convert_batch, read_local_files
 from preprocessing.inputs import ray_path, resolve_inputs
 from preprocessing.parallel import block_count, cluster_cpus
 from preprocessing.render import render_abc_items
@@ -58,7 +58,8 @@ def prepare(inputs, out_dir, **settings):
     items = resolve_inputs(inputs)
     run = {"inputs": [str(i) for i in inputs], "files": len(items),
            "files_sha256": hashlib.sha256("\n".join(i["source"] for i in items).encode()).hexdigest(),
-           "settings": settings.output_affecting(), "tokenizer_version": TOKENIZER_VERSION}
+           "settings": settings.output_affecting(), "conversion_version": CONVERSION_VERSION,
+           "tokenizer_version": TOKENIZER_VERSION}
     finished = claim_out_dir(out, run, settings)
     if finished is not None:
         return finished
@@ -244,8 +245,9 @@ def write_tables(out, manifest, tunes):
 
 
 def meta_of(vocab, splits, settings, run):
-    return {"tokenizer_version": TOKENIZER_VERSION, "vocab": vocab.tokens, "vocab_size": len(vocab),
-            "vocab_sha256": vocab.sha256, "eot_id": vocab.eot_id, "unk_id": vocab.unk_id,
+    return {"conversion_version": CONVERSION_VERSION, "tokenizer_version": TOKENIZER_VERSION,
+            "vocab": vocab.tokens, "vocab_size": len(vocab), "vocab_sha256": vocab.sha256,
+            "eot_id": vocab.eot_id, "unk_id": vocab.unk_id,
             "dtype": np.dtype(DTYPE).name, "splits": splits, "settings": settings.output_affecting(),
             "inputs": run["inputs"], "files": run["files"]}
 

@@ -60,10 +60,10 @@ def data_summary(location):
 
 def prepare_demo_data():
     """The bundled corpus, prepared into data/music21 on the Ray this command runs: once, and again
-    when this version prepares it differently (tokenizer, settings or corpus changed)."""
+    when this version prepares it differently (conversion, tokenizer, settings or corpus changed)."""
     from preprocessing.pipeline import DifferentRunError, prepare
 
-    print(f"Preparing the bundled music21 corpus into {DEMO_DATA} (the first time: a few minutes)...", flush=True)
+    print(f"The bundled music21 corpus, in {DEMO_DATA} (preparing it takes a few minutes, once):", flush=True)
     began = time.perf_counter()
     try:
         prepare(["music21"], DEMO_DATA)
