@@ -38,7 +38,8 @@ TUNE_SCHEMA = pa.schema([("tune_md5", pa.string()), ("abc", pa.string())])
 
 
 class DifferentRunError(FileExistsError):
-    """--out holds a preprocessing run of other inputs, settings or tokenizer version (named in differing)."""
+    """--out holds a preprocessing run of other inputs, settings, conversion or tokenizer version (the keys of
+    run.json that differ are in differing)."""
 
     def __init__(self, out, differing):
         super().__init__(f"--out {out} holds a preprocessing run with different {', '.join(differing)}; "
