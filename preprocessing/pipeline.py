@@ -126,7 +126,9 @@ def converted_records(items, work, settings, say):
     midi_items, rows = render_abc_items(items, work / "rendered", settings.timeout)
     source_of = {ray_path(item["location"]): item["source"] for item in midi_items}
     parts, seen, done_now = [pd.DataFrame(rows)], set(), len(rows)
-    with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA) as tunes_file:
+    # No dictionary encoding: every ABC text here is distinct, and building the dictionary cost 0.03-0.18 s of
+    # the driver's time per 10 MB of ABC (measured), against 0.006-0.011 s without it.
+    with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA, use_dictionary=False) as tunes_file:
         for batch in converted_batches(midi_items, settings):
             new = [i for i, (status, md5) in enumerate(zip(batch["status"].to_pylist(),
                                                            batch["tune_md5"].to_pylist()))
@@ -134,7 +136,7 @@ def converted_records(items, work, settings, say):
             if new:
                 tunes_file.write_table(batch.select(["tune_md5", "abc"]).take(new).cast(TUNE_SCHEMA))
             part = batch.drop_columns(["abc"]).to_pandas()
-            part.insert(0, "source", part.pop("path").map(source_of))
+            part.insert(0, "source", [source_of.get(path) for path in part.pop("path")])
             parts.append(part)
             done_before, done_now = done_now, done_now + len(part)
             if done_now * 10 // len(items) > done_before * 10 // len(items):  # every 10%
