@@ -11,6 +11,11 @@ in a fresh Ray each round, the plain loop around each run) and prints the median
     python benchmarks/bench_preprocessing.py                      # 10,000 files: baseline, 1 and 2 CPUs
     python benchmarks/bench_preprocessing.py --repeats 3           # the same, three rounds, medians
     python benchmarks/bench_preprocessing.py --files 176000 --cpus 2
+    python benchmarks/bench_preprocessing.py --files 176000 --cpus 2 --distinct   # every copy a tune of its own
+
+Plain copies are 600 distinct tunes however many files there are, so dedup leaves the token stage and the
+driver almost nothing. Real Lakh is mostly distinct songs: --distinct gives every copy round its own tempo,
+which midi2abc writes as the tune's Q: line, so nearly every file is a distinct tune to keep and tokenize.
 """
 
 import argparse
@@ -31,18 +36,32 @@ from preprocessing.pipeline import prepare
 MIDI_DIR = Path(os.environ.get("MUSIC_SCALING_MIDI", Path(__file__).resolve().parents[2] / "shared/data/midi"))
 
 
-def replicate(source_dir, count, folder):
+def replicate(source_dir, count, folder, distinct=False):
+    """count copies of source_dir's MIDI files, round after round: hard links (symlinks where links fail), or
+    with distinct, files whose first tempo event is 40 + the round's number in beats per minute (round 0: the
+    originals' own tempo)."""
     originals = sorted(p for p in source_dir.iterdir() if p.suffix.lower() == ".mid")
     paths = []
     for i in range(count):
-        original = originals[i % len(originals)]
-        copy = folder / f"r{i // len(originals):04d}_{original.name}"
-        try:
-            os.link(original, copy)
-        except OSError:
-            copy.symlink_to(original)
+        original, round_number = originals[i % len(originals)], i // len(originals)
+        copy = folder / f"r{round_number:04d}_{original.name}"
+        if distinct and round_number:
+            copy.write_bytes(with_tempo(original.read_bytes(), 40 + round_number))
+        else:
+            try:
+                os.link(original, copy)
+            except OSError:
+                copy.symlink_to(original)
         paths.append(copy)
     return paths
+
+
+def with_tempo(midi, bpm):
+    """The MIDI bytes with their first set-tempo event (FF 51 03 + microseconds per beat) at bpm."""
+    at = midi.find(b"\xff\x51\x03")
+    if at < 0:
+        return midi
+    return midi[:at + 3] + round(60e6 / bpm).to_bytes(3, "big") + midi[at + 6:]
 
 
 def baseline_run(paths):
@@ -122,15 +141,18 @@ def main():
     parser.add_argument("--cpus", default="1,2", help="comma-separated CPU counts for the pipeline runs")
     parser.add_argument("--baseline-files", type=int, default=2000, help="files in each plain-loop measurement")
     parser.add_argument("--repeats", type=int, default=1, help="rounds over the CPU counts; medians are printed")
+    parser.add_argument("--distinct", action="store_true", help="make nearly every copy a distinct tune (see above)")
     args = parser.parse_args()
     cpu_counts = [int(c) for c in args.cpus.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-preprocessing-") as scratch:
         folder = Path(scratch) / "midi"
         folder.mkdir()
-        paths = replicate(MIDI_DIR / "pop909", args.files, folder)
+        paths = replicate(MIDI_DIR / "pop909", args.files, folder, args.distinct)
         baseline_paths = paths[: max(1, args.baseline_files)]
-        print(f"{len(paths)} files (pop909 replicated); the plain midi2abc loop (1 process, {len(baseline_paths)} "
-              f"files) is measured right before and after each pipeline run, as this machine's speed drifts")
+        copies = "each round at its own tempo" if args.distinct else "linked"
+        print(f"{len(paths)} files (pop909 replicated, {copies}); the plain midi2abc loop (1 process, "
+              f"{len(baseline_paths)} files) is measured right before and after each pipeline run, as this "
+              f"machine's speed drifts")
         rounds = []
         for repeat in range(args.repeats):
             rounds.append({cpus: measure(folder, paths, baseline_paths, cpus, Path(scratch) / f"out{cpus}-{repeat}")
