@@ -9,6 +9,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import music21
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from preprocessing import abc_tools
@@ -17,6 +20,7 @@ from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokeniz
 from preprocessing.abc_tools import MIDI2ABC_FLAGS, abc_to_midi, midi_to_abc, run_binary
 from preprocessing.chunking import chunk_tune
 from preprocessing.convert import KARAOKE_MARKER, convert_batch, without_sung_words
+from preprocessing import pipeline
 from preprocessing.inputs import resolve_inputs
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
@@ -249,3 +253,26 @@ def test_programs_run_from_parallel_threads_hold_no_descriptor_but_their_own():
         calls = list(pool.map(lambda _: run_binary([sys.executable, "-c", highest_fd], 30), range(40)))
     # 0-2 are the child's stdin/stdout/stderr, 3 (or lower, if the runner closed stdin) the folder listdir opened
     assert all(code == 0 and not err and int(out) <= 3 for code, out, err in calls)
+
+
+def test_ordered_texts_gather_rows_across_chunks_in_the_given_order():
+    column = pa.chunked_array([["a", "b"], [], ["c"], ["d", "e", "f"]], pa.large_string())
+    texts = pipeline.OrderedTexts(column, np.array([5, 0, 3, 2, 4, 1]))
+    assert len(texts) == 6
+    assert texts[0:6].to_pylist() == ["f", "a", "d", "c", "e", "b"]
+    assert texts[2:4].to_pylist() == ["d", "c"]
+    assert texts[3:3].to_pylist() == [] and texts[3:3].type == pa.large_string()
+
+
+def test_the_abc_table_written_in_parts_keeps_each_tune_with_its_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "TUNES_PER_WRITE", 2)
+    tunes = pd.DataFrame({"source": [f"s{i}" for i in range(5)], "tune_md5": [f"t{i}" for i in range(5)],
+                          "md5": [f"f{i}" for i in range(5)], "split": ["train"] * 3 + ["val", "test"],
+                          **{name: list(range(5)) for name in ("notes", "bars", "voices", "chunks", "tokens", "unk")}})
+    column = pa.chunked_array([["abc t3", "abc t0"], ["abc t4", "abc t1", "abc t2"]], pa.large_string())
+    pipeline.write_tables(tmp_path, pd.DataFrame({"source": ["s0"]}), tunes,
+                          pipeline.OrderedTexts(column, np.array([1, 3, 4, 0, 2])))
+    table = pd.read_parquet(tmp_path / "abc")
+    assert list(table.columns[:5]) == ["source", "md5", "file_md5", "abc", "split"]
+    assert list(table.abc) == [f"abc {md5}" for md5 in table.md5] and list(table.md5) == list(tunes.tune_md5)
+
