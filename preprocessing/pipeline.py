@@ -275,8 +275,8 @@ def write_tables(out, manifest, tunes, abc):
     schema = table.schema.insert(3, pa.field("abc", pa.large_string()))
     with pq.ParquetWriter(out / "abc" / "part-00000.parquet", schema, use_dictionary=["split"]) as writer:
         for start in range(0, len(table), TUNES_PER_WRITE):
-            part = slice(start, start + TUNES_PER_WRITE)
-            writer.write_table(table.slice(start, TUNES_PER_WRITE).add_column(3, "abc", abc[part]))
+            rows = slice(start, start + TUNES_PER_WRITE)
+            writer.write_table(table[rows].add_column(3, "abc", abc[rows]))
 
 
 def meta_of(vocab, splits, settings, run):

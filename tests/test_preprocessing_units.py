@@ -14,13 +14,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from preprocessing import abc_tools
+from preprocessing import abc_tools, pipeline
 from preprocessing.abc_clean import Limits, clean_abc
 from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokenize_with_kinds
 from preprocessing.abc_tools import MIDI2ABC_FLAGS, abc_to_midi, midi_to_abc, run_binary
 from preprocessing.chunking import chunk_tune
 from preprocessing.convert import KARAOKE_MARKER, convert_batch, without_sung_words
-from preprocessing import pipeline
 from preprocessing.inputs import resolve_inputs
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
