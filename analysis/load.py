@@ -12,6 +12,7 @@
 
 import json
 import math
+import posixpath
 import shutil
 import tempfile
 from pathlib import Path
@@ -56,10 +57,13 @@ def list_entries(filesystem, folder):
 
 
 def trial_folders(filesystem, root):
-    """Trial folders: sub-folders holding Tune's params.json."""
-    folders = [info.path for info in list_entries(filesystem, root)
-               if info.type == pafs.FileType.Directory and info.base_name not in NOT_TRIALS]
-    return sorted(f for f in folders if filesystem.get_file_info(f"{f}/params.json").type == pafs.FileType.File)
+    """Trial folders: sub-folders holding Tune's params.json. Found from a listing of files, not of folders:
+    on Google Cloud Storage, pyarrow lists no folder that lacks a marker object (apache/arrow#35993)."""
+    selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+    folders = [posixpath.dirname(info.path) for info in filesystem.get_file_info(selector)
+               if info.base_name == "params.json" and info.type == pafs.FileType.File]
+    root = root.rstrip("/")
+    return sorted(f for f in folders if posixpath.dirname(f) == root and posixpath.basename(f) not in NOT_TRIALS)
 
 
 def parse_reports(text, source):

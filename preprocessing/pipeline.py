@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs
 import pyarrow.parquet as pq
 import ray
 
@@ -170,20 +171,21 @@ def converted_batches(items, settings):
     """Arrow tables of convert_batch records, in no fixed order."""
     if not items:
         return
-    by_scheme = {}
+    by_filesystem = {}
     for item in items:
-        by_scheme.setdefault(item["location"].split("://")[0] if "://" in item["location"] else "", []).append(
-            item["location"])
+        by_filesystem.setdefault(item["filesystem"], []).append(ray_path(item["location"]))
     datasets = []
-    for scheme, locations in by_scheme.items():
+    for filesystem, paths in by_filesystem.items():
         # Blocks of about batch_size files: each task has a cost of its own (measured at 2 CPUs on 10,000 files:
         # blocks of 100 files took 19.0-19.5 s to convert, blocks of 250 or 1000 files 18.1-19.5 s).
-        blocks = block_count(len(locations), settings.batch_size)
-        if scheme:  # remote: Ray's reader, with its filesystems and retries; the network dwarfs its cost
-            datasets.append(ray.data.read_binary_files(locations, include_paths=True, override_num_blocks=blocks))
+        blocks = block_count(len(paths), settings.batch_size)
+        if filesystem:  # remote: Ray's reader, with its retries; the network dwarfs its cost
+            remote = pyarrow.fs.FileSystem.from_uri(filesystem)[0]
+            datasets.append(ray.data.read_binary_files(paths, filesystem=remote, include_paths=True,
+                                                       override_num_blocks=blocks))
         else:
-            paths = ray.data.from_items([{"path": path} for path in locations], override_num_blocks=blocks)
-            datasets.append(paths.map_batches(read_local_files, batch_size=None, batch_format="numpy"))
+            listed = ray.data.from_items([{"path": path} for path in paths], override_num_blocks=blocks)
+            datasets.append(listed.map_batches(read_local_files, batch_size=None, batch_format="numpy"))
     dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
     # When Ray's CPUs cover this machine's cores (all of them busy, as on a cluster's nodes), each midi2abc
     # starts on its worker's core; with cores to spare the kernel places it better (abc_tools.start_process).

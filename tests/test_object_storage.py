@@ -1,38 +1,87 @@
-"""The cluster recipe on object storage, against a real S3 server on localhost (moto's): MIDI files read from
-s3://, a sweep whose data and results live on s3://, and the analysis of those results read back from it.
+"""The cluster recipe on object storage, against real servers on localhost: S3 (moto's) and Google Cloud
+Storage (gcp-storage-emulator's). MIDI files are read from the bucket, a sweep's data and results live in it,
+and the analysis of those results is read back from it.
 
 The commands run as a user runs them, in subprocesses that start their own local Ray, so that every Ray
-worker gets the environment pointing AWS clients (pyarrow's included) at the local server."""
+worker gets the environment pointing the cloud clients (pyarrow's included) at the local server. The
+Google Cloud bucket is reached as gs://anonymous@bucket, as a public bucket is: the emulator checks no
+credentials, and without them pyarrow would look for a GCP metadata server."""
 
 import hashlib
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
+from gcp_storage_emulator.server import create_server
 from moto.server import ThreadedMotoServer
+from pyarrow import fs as pafs
 
 from conftest import REPO
 from preprocessing.abc_clean import Limits
 from preprocessing.abc_tools import MIDI2ABC_FLAGS
 from preprocessing.convert import convert_batch, read_local_files
+from preprocessing.inputs import resolve_inputs
 
 
-@pytest.fixture(scope="module")
-def s3():
-    """(the environment of a process that uses the server, a boto3 client of it)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-    yield {**os.environ, **env}, boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                                               aws_access_key_id="test", aws_secret_access_key="test")
+@dataclass
+class Store:
+    env: dict  # the environment of a process that uses the server
+    prefix: str  # what a bucket's name follows in a URI
+    filesystem: pafs.FileSystem  # this test's own client of the server
+
+    def uri(self, path):
+        return f"{self.prefix}{path}"
+
+    def put(self, path, data):
+        with self.filesystem.open_output_stream(path) as stream:
+            stream.write(data)
+
+    def read(self, path):
+        with self.filesystem.open_input_stream(path) as stream:
+            return stream.read()
+
+    def files(self, folder):
+        infos = self.filesystem.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True))
+        return [info.path for info in infos if info.type == pafs.FileType.File]
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=["s3", "gs"])
+def store(request):
+    """A Store on a fresh local server, with the buckets "lakh" and "study"."""
+    if request.param == "s3":
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        endpoint = "{}:{}".format(*server.get_host_and_port())
+        env = {"AWS_ENDPOINT_URL": f"http://{endpoint}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+        filesystem = pafs.S3FileSystem(access_key="test", secret_key="test", region="us-east-1", scheme="http",
+                                       endpoint_override=endpoint, allow_bucket_creation=True)
+        prefix = "s3://"
+    else:
+        endpoint = f"127.0.0.1:{free_port()}"
+        server = create_server("127.0.0.1", int(endpoint.split(":")[1]), in_memory=True)
+        server.start()
+        env = {"CLOUD_STORAGE_EMULATOR_ENDPOINT": f"http://{endpoint}"}
+        filesystem = pafs.GcsFileSystem(anonymous=True, scheme="http", endpoint_override=endpoint, project_id="test",
+                                        retry_time_limit=timedelta(seconds=10))
+        prefix = "gs://anonymous@"
+    for bucket in ("lakh", "study"):
+        filesystem.create_dir(bucket)
+    yield Store({**os.environ, **env}, prefix, filesystem)
     server.stop()
 
 
@@ -42,64 +91,66 @@ def run(command, env, timeout=300):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def keys(client, bucket, prefix):
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return [item["Key"] for page in pages for item in page.get("Contents", [])]
-
-
-def read_object(client, bucket, key):
-    return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-
-def test_an_s3_folder_is_read_through_ray_like_local_files(s3, midi_dir, tmp_path):
+def test_a_bucket_folder_is_read_through_ray_like_local_files(store, midi_dir, tmp_path):
     """Each MIDI object gets one manifest row with its URI and the md5 of its bytes, and converts to the same
     tune as its local original."""
-    env, client = s3
-    client.create_bucket(Bucket="lakh")
     originals = sorted((midi_dir / "pop909").glob("*.mid"))[:3]
     objects = {f"midi/{p.name}": p.read_bytes() for p in originals}
     objects["midi/sub/copy of 001.mid"] = originals[0].read_bytes()
     objects["midi/sub/bad $(name).MID"] = b"not a MIDI file"
     objects["midi/readme.txt"] = b"not an input"
     for key, body in objects.items():
-        client.put_object(Bucket="lakh", Key=key, Body=body)
+        store.put(f"lakh/{key}", body)
 
     out = tmp_path / "data"
-    run(["preprocessing/run.py", "--input", "s3://lakh/midi", "--out", str(out), "--num-cpus", "2",
-         "--split", "1,0,0", "--quiet"], env)
+    run(["preprocessing/run.py", "--input", store.uri("lakh/midi"), "--out", str(out), "--num-cpus", "2",
+         "--split", "1,0,0", "--quiet"], store.env, timeout=120)  # ~15 s; a file read without credentials hangs
     manifest = pd.read_parquet(out / "manifest.parquet").set_index("source")
+    scheme = store.prefix.split("://")[0]
     midi_keys = sorted(key for key in objects if key.lower().endswith(".mid"))
-    assert sorted(manifest.index) == [f"s3://lakh/{key}" for key in midi_keys]
-    assert [manifest.md5[f"s3://lakh/{key}"] for key in midi_keys] == [
+    assert sorted(manifest.index) == [f"{scheme}://lakh/{key}" for key in midi_keys]
+    assert [manifest.md5[f"{scheme}://lakh/{key}"] for key in midi_keys] == [
         hashlib.md5(objects[key]).hexdigest() for key in midi_keys]
-    assert manifest.loc["s3://lakh/midi/sub/bad $(name).MID", "reason"] == "not_midi"
-    assert manifest.loc["s3://lakh/midi/sub/copy of 001.mid", "duplicate_of"] == "s3://lakh/midi/001.mid"
+    assert manifest.loc[f"{scheme}://lakh/midi/sub/bad $(name).MID", "reason"] == "not_midi"
+    assert manifest.loc[f"{scheme}://lakh/midi/sub/copy of 001.mid", "duplicate_of"] == f"{scheme}://lakh/midi/001.mid"
     local = convert_batch(read_local_files({"path": [str(p) for p in originals]}), MIDI2ABC_FLAGS, 10.0, Limits())
     assert sorted(pd.read_parquet(out / "abc").md5) == sorted(local["tune_md5"])
 
 
-def test_a_sweep_on_s3_data_and_storage_is_analysed_from_s3(s3, sweep_data, tmp_path):
+def test_listed_objects_of_one_bucket_are_read_with_one_filesystem(store, tmp_path, monkeypatch):
+    """A list of URIs becomes one Ray dataset per bucket, not one per file (Lakh lists 176k files)."""
+    for name in ("001.mid", "002.mid"):
+        store.put(f"lakh/listed/{name}", b"MThd")
+    listed = tmp_path / "objects.txt"
+    listed.write_text("".join(f"{store.uri(f'lakh/listed/{name}')}\n" for name in ("001.mid", "002.mid")))
+    for name, value in store.env.items():
+        monkeypatch.setenv(name, value)
+    items = resolve_inputs([str(listed)])
+    assert [item["location"] for item in items] == [f"{store.prefix.split('://')[0]}://lakh/listed/00{i}.mid"
+                                                    for i in (1, 2)]
+    assert {item["filesystem"] for item in items} == {store.uri("lakh")}
+
+
+def test_a_sweep_on_bucket_data_and_storage_is_analysed_from_the_bucket(store, sweep_data, tmp_path):
     """The trial fetches its shards into the node cache, Tune writes results and checkpoints to the bucket,
     and analysis/run.py reads them back and publishes its report beside them."""
-    env, client = s3
-    client.create_bucket(Bucket="study")
     for path in [sweep_data / "meta.json", *sorted((sweep_data / "tokens").iterdir())]:
-        client.put_object(Bucket="study", Key=f"data/{path.relative_to(sweep_data).as_posix()}", Body=path.read_bytes())
-    env = {**env, "MUSIC_SCALING_CACHE": str(tmp_path / "cache")}
+        store.put(f"study/data/{path.relative_to(sweep_data).as_posix()}", path.read_bytes())
+    env = {**store.env, "MUSIC_SCALING_CACHE": str(tmp_path / "cache")}
 
-    run(["sweep/run.py", "--data", "s3://study/data", "--preset", "tiny", "--set", "archs=[gpt]",
-         "--storage", "s3://study/results", "--name", "on-s3", "--quiet"], env)
-    written = keys(client, "study", "results/on-s3/")
-    assert "results/on-s3/sweep.json" in written
-    results = [key for key in written if key.endswith("/result.json")]
-    assert len(results) == 1 and any("/checkpoint_" in key for key in written)
+    run(["sweep/run.py", "--data", store.uri("study/data"), "--preset", "tiny", "--set", "archs=[gpt]",
+         "--storage", store.uri("study/results"), "--name", "in-bucket", "--quiet"], env)
+    written = store.files("study/results/in-bucket")
+    assert "study/results/in-bucket/sweep.json" in written
+    results = [path for path in written if path.endswith("/result.json")]
+    assert len(results) == 1 and any("/checkpoint_" in path for path in written)
     [cached] = (tmp_path / "cache").iterdir()
     assert (cached / "tokens" / "train.bin").read_bytes() == (sweep_data / "tokens" / "train.bin").read_bytes()
 
-    run(["analysis/run.py", "s3://study/results/on-s3"], env)
-    published = keys(client, "study", "results/on-s3/analysis/")
-    assert {"results/on-s3/analysis/report.md", "results/on-s3/analysis/trials.csv"} <= set(published)
-    trials = pd.read_csv(io.BytesIO(read_object(client, "study", "results/on-s3/analysis/trials.csv")))
-    last = json.loads(read_object(client, "study", results[0]).decode().splitlines()[-1])
+    run(["analysis/run.py", store.uri("study/results/in-bucket")], env)
+    published = set(store.files("study/results/in-bucket/analysis"))
+    assert {"study/results/in-bucket/analysis/report.md", "study/results/in-bucket/analysis/trials.csv"} <= published
+    trials = pd.read_csv(io.BytesIO(store.read("study/results/in-bucket/analysis/trials.csv")))
+    last = json.loads(store.read(results[0]).decode().splitlines()[-1])
     assert list(trials.status) == ["ok"] and trials.val_loss[0] == pytest.approx(last["val_loss"])
-    assert not Path(REPO / "results" / "on-s3").exists(), "nothing of an s3:// run lands in the working folder"
+    assert not Path(REPO / "results" / "in-bucket").exists(), "nothing of a bucket's run lands in the working folder"
