@@ -59,10 +59,10 @@ def list_entries(filesystem, folder):
 def trial_folders(filesystem, root):
     """Trial folders: sub-folders holding Tune's params.json. Found from a listing of files, not of folders:
     on Google Cloud Storage, pyarrow lists no folder that lacks a marker object (apache/arrow#35993)."""
+    root = root.rstrip("/")
     selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
     folders = [posixpath.dirname(info.path) for info in filesystem.get_file_info(selector)
                if info.base_name == "params.json" and info.type == pafs.FileType.File]
-    root = root.rstrip("/")
     return sorted(f for f in folders if posixpath.dirname(f) == root and posixpath.basename(f) not in NOT_TRIALS)
 
 

@@ -95,9 +95,12 @@ def abc_items(source, book_text):
     """One item per tune of an ABC file; a file with no tune still gets one (rejected) item."""
     tunes = split_tunes(book_text)
     if not tunes:
-        return [{"source": source, "kind": "abc", "location": source, "text": "", "filesystem": ""}]
-    return [{"source": f"{source}#{i}", "kind": "abc", "location": source, "text": tune, "filesystem": ""}
-            for i, tune in enumerate(tunes, 1)]
+        return [abc_item(source, source, "")]
+    return [abc_item(f"{source}#{i}", source, tune) for i, tune in enumerate(tunes, 1)]
+
+
+def abc_item(source, location, text):
+    return {"source": source, "kind": "abc", "location": location, "text": text, "filesystem": ""}
 
 
 def music21_items():

@@ -33,12 +33,21 @@ from preprocessing.inputs import resolve_inputs
 
 @dataclass
 class Store:
-    env: dict  # the environment of a process that uses the server
+    server_env: dict  # what points a process's cloud clients at the server
     prefix: str  # what a bucket's name follows in a URI
     filesystem: pafs.FileSystem  # this test's own client of the server
 
+    @property
+    def env(self):
+        """The environment of a process that uses the server."""
+        return {**os.environ, **self.server_env}
+
     def uri(self, path):
         return f"{self.prefix}{path}"
+
+    def source(self, path):
+        """How the manifest names an object: its URI without the options."""
+        return f"{self.prefix.split('://')[0]}://{path}"
 
     def put(self, path, data):
         with self.filesystem.open_output_stream(path) as stream:
@@ -72,8 +81,9 @@ def store(request):
                                        endpoint_override=endpoint, allow_bucket_creation=True)
         prefix = "s3://"
     else:
-        endpoint = f"127.0.0.1:{free_port()}"
-        server = create_server("127.0.0.1", int(endpoint.split(":")[1]), in_memory=True)
+        port = free_port()
+        endpoint = f"127.0.0.1:{port}"
+        server = create_server("127.0.0.1", port, in_memory=True)
         server.start()
         env = {"CLOUD_STORAGE_EMULATOR_ENDPOINT": f"http://{endpoint}"}
         filesystem = pafs.GcsFileSystem(anonymous=True, scheme="http", endpoint_override=endpoint, project_id="test",
@@ -81,7 +91,7 @@ def store(request):
         prefix = "gs://anonymous@"
     for bucket in ("lakh", "study"):
         filesystem.create_dir(bucket)
-    yield Store({**os.environ, **env}, prefix, filesystem)
+    yield Store(env, prefix, filesystem)
     server.stop()
 
 
@@ -106,28 +116,28 @@ def test_a_bucket_folder_is_read_through_ray_like_local_files(store, midi_dir, t
     run(["preprocessing/run.py", "--input", store.uri("lakh/midi"), "--out", str(out), "--num-cpus", "2",
          "--split", "1,0,0", "--quiet"], store.env, timeout=120)  # ~15 s; a file read without credentials hangs
     manifest = pd.read_parquet(out / "manifest.parquet").set_index("source")
-    scheme = store.prefix.split("://")[0]
     midi_keys = sorted(key for key in objects if key.lower().endswith(".mid"))
-    assert sorted(manifest.index) == [f"{scheme}://lakh/{key}" for key in midi_keys]
-    assert [manifest.md5[f"{scheme}://lakh/{key}"] for key in midi_keys] == [
+    assert sorted(manifest.index) == [store.source(f"lakh/{key}") for key in midi_keys]
+    assert [manifest.md5[store.source(f"lakh/{key}")] for key in midi_keys] == [
         hashlib.md5(objects[key]).hexdigest() for key in midi_keys]
-    assert manifest.loc[f"{scheme}://lakh/midi/sub/bad $(name).MID", "reason"] == "not_midi"
-    assert manifest.loc[f"{scheme}://lakh/midi/sub/copy of 001.mid", "duplicate_of"] == f"{scheme}://lakh/midi/001.mid"
+    assert manifest.loc[store.source("lakh/midi/sub/bad $(name).MID"), "reason"] == "not_midi"
+    copy, original = store.source("lakh/midi/sub/copy of 001.mid"), store.source("lakh/midi/001.mid")
+    assert manifest.loc[copy, "duplicate_of"] == original
     local = convert_batch(read_local_files({"path": [str(p) for p in originals]}), MIDI2ABC_FLAGS, 10.0, Limits())
     assert sorted(pd.read_parquet(out / "abc").md5) == sorted(local["tune_md5"])
 
 
 def test_listed_objects_of_one_bucket_are_read_with_one_filesystem(store, tmp_path, monkeypatch):
     """A list of URIs becomes one Ray dataset per bucket, not one per file (Lakh lists 176k files)."""
-    for name in ("001.mid", "002.mid"):
+    names = ("001.mid", "002.mid")
+    for name in names:
         store.put(f"lakh/listed/{name}", b"MThd")
     listed = tmp_path / "objects.txt"
-    listed.write_text("".join(f"{store.uri(f'lakh/listed/{name}')}\n" for name in ("001.mid", "002.mid")))
-    for name, value in store.env.items():
+    listed.write_text("".join(f"{store.uri(f'lakh/listed/{name}')}\n" for name in names))
+    for name, value in store.server_env.items():
         monkeypatch.setenv(name, value)
     items = resolve_inputs([str(listed)])
-    assert [item["location"] for item in items] == [f"{store.prefix.split('://')[0]}://lakh/listed/00{i}.mid"
-                                                    for i in (1, 2)]
+    assert [item["location"] for item in items] == [store.source(f"lakh/listed/{name}") for name in names]
     assert {item["filesystem"] for item in items} == {store.uri("lakh")}
 
 
