@@ -12,6 +12,7 @@ filesystem to read it with, once per bucket: so the URI's own options hold for e
 import glob
 import os
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow.fs
@@ -22,6 +23,7 @@ MIDI_SUFFIXES = (".mid", ".midi")
 ABC_SUFFIX = ".abc"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 MUSIC21 = "music21"
+REMOTE_LOOKUPS = 32  # listed URIs looked up at a time: each lookup is a round trip to the store
 
 
 def resolve_inputs(inputs):
@@ -39,7 +41,7 @@ def items_of(spec):
     if spec == MUSIC21:
         return music21_items()
     if "://" in spec:
-        return remote_items(spec)
+        return remote_items([spec])
     path = Path(spec)
     if path.is_dir():
         return [midi_item(location) for location in walk_midi(path)]
@@ -61,13 +63,13 @@ def file_items(path):
 
 
 def listed_items(list_path):
-    items = []
-    for line in list_path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            entry = line if "://" in line or os.path.isabs(line) else str(list_path.parent / line)
-            items.extend(items_of(entry))
-    return items
+    """The items of a list file's entries; its URIs are looked up together (remote_items)."""
+    lines = [line.strip() for line in list_path.read_text().splitlines()]
+    entries = [line for line in lines if line and not line.startswith("#")]
+    uris = [entry for entry in entries if "://" in entry]
+    local = [entry if os.path.isabs(entry) else str(list_path.parent / entry)
+             for entry in entries if "://" not in entry]
+    return [item for entry in local for item in items_of(entry)] + (remote_items(uris) if uris else [])
 
 
 def walk_midi(folder):
@@ -116,35 +118,50 @@ def music21_items():
     return items
 
 
-def remote_items(uri):
-    """s3:// or gs:// (anything pyarrow.fs knows): a single file or a folder searched recursively."""
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
-    scheme = uri.split("://", 1)[0]
-    info = filesystem.get_file_info(path)
-    if info.type == pyarrow.fs.FileType.NotFound:
-        raise ValueError(f"--input {uri}: not found")
+def remote_items(uris):
+    """s3:// or gs:// URIs (anything pyarrow.fs knows), each a file or a folder searched recursively.
+
+    One filesystem per bucket, not per URI (making one can cost a request of its own: S3 looks up the bucket's
+    region), and the URIs are looked up REMOTE_LOOKUPS at a time: at one round trip each, one after the other,
+    a list of Lakh's 176k URIs would take hours before any work started."""
+    located = [(uri, *bucket_and_path(uri)) for uri in uris]
+    filesystems = {bucket: pyarrow.fs.FileSystem.from_uri(bucket)[0] for _, bucket, _ in located}
+    with ThreadPoolExecutor(REMOTE_LOOKUPS) as pool:
+        infos = list(pool.map(lambda entry: filesystems[entry[1]].get_file_info(entry[2]), located))
+    missing = [uri for (uri, _, _), info in zip(located, infos) if info.type == pyarrow.fs.FileType.NotFound]
+    if missing:
+        more = f" (and {len(missing) - 1} more of the URIs listed with it)" if len(missing) > 1 else ""
+        raise ValueError(f"--input {missing[0]}: not found{more}")
+    return [item for (uri, bucket, _), info in zip(located, infos)
+            for item in object_items(uri.split("://", 1)[0], bucket, filesystems[bucket], info)]
+
+
+def object_items(scheme, bucket, filesystem, info):
+    """The items of one URI, once looked up: of its file, or of the MIDI files in the folder it names."""
     if info.type == pyarrow.fs.FileType.Directory:
-        infos = filesystem.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))
-        paths = [i.path for i in infos if i.type == pyarrow.fs.FileType.File
-                 and i.path.lower().endswith(MIDI_SUFFIXES)]
+        listing = filesystem.get_file_info(pyarrow.fs.FileSelector(info.path, recursive=True))
+        paths = [i.path for i in listing
+                 if i.type == pyarrow.fs.FileType.File and i.path.lower().endswith(MIDI_SUFFIXES)]
     else:
-        paths = [path]
+        paths = [info.path]
     items = []
-    for p in paths:
-        location = f"{scheme}://{p}"
-        if p.lower().endswith(ABC_SUFFIX):
-            with filesystem.open_input_stream(p) as stream:
+    for path in paths:
+        location = f"{scheme}://{path}"
+        if path.lower().endswith(ABC_SUFFIX):
+            with filesystem.open_input_stream(path) as stream:
                 items.extend(abc_items(location, stream.read().decode("latin-1")))
         else:
-            items.append(midi_item(location, filesystem=bucket_uri(uri)))
+            items.append(midi_item(location, filesystem=bucket))
     return items
 
 
-def bucket_uri(uri):
-    """The URI without its path below the bucket: what pyarrow needs to make its filesystem, the same for every
-    file of a bucket (so a list of 176k URIs is read as one dataset, not 176k)."""
+def bucket_and_path(uri):
+    """(the URI of its bucket, its path in the bucket's filesystem), as pyarrow's FileSystem.from_uri reads them,
+    without making a filesystem. The bucket's URI keeps the user info and query, which pyarrow needs to make the
+    filesystem, and is the same for every file of a bucket (so a list of 176k URIs is one dataset, not 176k)."""
     parts = urllib.parse.urlsplit(uri)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
+    bucket = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
+    return bucket, (parts.netloc.rpartition("@")[2] + urllib.parse.unquote(parts.path)).rstrip("/")
 
 
 def ray_path(location):

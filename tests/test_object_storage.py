@@ -28,7 +28,7 @@ from conftest import REPO
 from preprocessing.abc_clean import Limits
 from preprocessing.abc_tools import MIDI2ABC_FLAGS
 from preprocessing.convert import convert_batch, read_local_files
-from preprocessing.inputs import resolve_inputs
+from preprocessing.inputs import bucket_and_path, resolve_inputs
 
 
 @dataclass
@@ -128,17 +128,28 @@ def test_a_bucket_folder_is_read_through_ray_like_local_files(store, midi_dir, t
 
 
 def test_listed_objects_of_one_bucket_are_read_with_one_filesystem(store, tmp_path, monkeypatch):
-    """A list of URIs becomes one Ray dataset per bucket, not one per file (Lakh lists 176k files)."""
-    names = ("001.mid", "002.mid")
+    """A list of URIs (files and folders) becomes one Ray dataset per bucket, not one per file (Lakh lists 176k
+    files); a missing URI stops it before any work, named."""
+    names = ("001.mid", "a b$(c).mid", "sub/002.MID")
     for name in names:
         store.put(f"lakh/listed/{name}", b"MThd")
+    quoted = {name: name.replace(" ", "%20") for name in names}  # a space is no URI character
     listed = tmp_path / "objects.txt"
-    listed.write_text("".join(f"{store.uri(f'lakh/listed/{name}')}\n" for name in names))
+    lines = [store.uri(f"lakh/listed/{quoted[name]}") for name in names[:2]]
+    lines += ["# a comment", store.uri("lakh/listed/sub/")]  # a folder
+    listed.write_text("".join(f"{line}\n" for line in lines))
     for name, value in store.server_env.items():
         monkeypatch.setenv(name, value)
     items = resolve_inputs([str(listed)])
     assert [item["location"] for item in items] == [store.source(f"lakh/listed/{name}") for name in names]
     assert {item["filesystem"] for item in items} == {store.uri("lakh")}
+    for name in names:  # each URI names its object as pyarrow reads the URI
+        uri = store.uri(f"lakh/listed/{quoted[name]}")
+        assert bucket_and_path(uri) == (store.uri("lakh"), pafs.FileSystem.from_uri(uri)[1])
+
+    listed.write_text("".join(f"{store.uri(f'lakh/listed/{name}')}\n" for name in ("gone.mid", "001.mid", "gone2.mid")))
+    with pytest.raises(ValueError, match=r"--input .*lakh/listed/gone\.mid: not found \(and 1 more"):
+        resolve_inputs([str(listed)])
 
 
 def test_a_sweep_on_bucket_data_and_storage_is_analysed_from_the_bucket(store, sweep_data, tmp_path):
