@@ -169,10 +169,15 @@ def local_folder(results_dir, sub, scratch):
         return None
     if isinstance(filesystem, pafs.LocalFileSystem):
         return Path(source)
+    # File by file from a listing, not pafs.copy_files: on GCS that misses the subfolders that no marker object
+    # stands for (apache/arrow#35993) and then fails to write the files inside them.
     target = Path(scratch) / sub
     target.mkdir(parents=True, exist_ok=True)
-    pafs.copy_files(source, str(target), source_filesystem=filesystem,
-                    destination_filesystem=pafs.LocalFileSystem())
+    for info in filesystem.get_file_info(pafs.FileSelector(source, recursive=True)):
+        if info.type == pafs.FileType.File:
+            local = target / info.path.removeprefix(f"{source}/")
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(read_bytes(filesystem, info.path))
     return target
 
 

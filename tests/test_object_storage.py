@@ -24,6 +24,7 @@ from gcp_storage_emulator.server import create_server
 from moto.server import ThreadedMotoServer
 from pyarrow import fs as pafs
 
+from analysis.load import local_folder
 from conftest import REPO
 from preprocessing.abc_clean import Limits
 from preprocessing.abc_tools import MIDI2ABC_FLAGS
@@ -150,6 +151,20 @@ def test_listed_objects_of_one_bucket_are_read_with_one_filesystem(store, tmp_pa
     listed.write_text("".join(f"{store.uri(f'lakh/listed/{name}')}\n" for name in ("gone.mid", "001.mid", "gone2.mid")))
     with pytest.raises(ValueError, match=r"--input .*lakh/listed/gone\.mid: not found \(and 1 more"):
         resolve_inputs([str(listed)])
+
+
+def test_a_results_subfolder_in_the_bucket_is_fetched_whole(store, tmp_path, monkeypatch):
+    """What analysis does with best/samples of remote results: a folder that exists only as the objects under
+    it (as Tune and the best step write them, no folder marker) is downloaded with its tree; none is None."""
+    files = {"best/samples/t0.8_0.abc": b"X:1\nK:C\nCDEF|\n", "best/samples/midi/t0.8_0.mid": b"MThd"}
+    for name, body in files.items():
+        store.put(f"study/fetch/{name}", body)
+    for name, value in store.server_env.items():
+        monkeypatch.setenv(name, value)
+    fetched = local_folder(store.uri("study/fetch"), "best/samples", tmp_path)
+    assert {p.relative_to(fetched).as_posix(): p.read_bytes() for p in fetched.rglob("*") if p.is_file()} == {
+        name.removeprefix("best/samples/"): body for name, body in files.items()}
+    assert local_folder(store.uri("study/fetch"), "best/nothing", tmp_path) is None
 
 
 def test_a_sweep_on_bucket_data_and_storage_is_analysed_from_the_bucket(store, sweep_data, tmp_path):
