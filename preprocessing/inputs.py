@@ -38,6 +38,7 @@ def resolve_inputs(inputs):
 
 
 def items_of(spec):
+    spec = as_local(spec)
     if spec == MUSIC21:
         return music21_items()
     if "://" in spec:
@@ -53,6 +54,11 @@ def items_of(spec):
     raise ValueError(f"--input {spec}: no such file, folder or matching glob")
 
 
+def as_local(spec):
+    """A file:// URI as the local path it names (so it is read as local files are); any other spec as it is."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(spec).path) if spec.startswith("file://") else spec
+
+
 def file_items(path):
     suffix = path.suffix.lower()
     if suffix == ABC_SUFFIX:
@@ -65,7 +71,7 @@ def file_items(path):
 def listed_items(list_path):
     """The items of a list file's entries; its URIs are looked up together (remote_items)."""
     lines = [line.strip() for line in list_path.read_text().splitlines()]
-    entries = [line for line in lines if line and not line.startswith("#")]
+    entries = [as_local(line) for line in lines if line and not line.startswith("#")]
     uris = [entry for entry in entries if "://" in entry]
     local = [entry if os.path.isabs(entry) else str(list_path.parent / entry)
              for entry in entries if "://" not in entry]

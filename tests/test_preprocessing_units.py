@@ -142,13 +142,16 @@ def test_inputs_folder_glob_list_and_tune_book(tmp_path, midi_dir):
     book = tmp_path / "book.abc"
     book.write_text("%abc\nX:1\nT:a\nK:C\nCDEF|\n\nX:2\nT:b\nK:G\nGABc|\n")
     listing = tmp_path / "list.txt"
-    listing.write_text(f"# comment\n{book}\nb.midi\n")
+    listing.write_text(f"# comment\n{book.as_uri()}\nb.midi\n")  # a file:// URI is a local path
     folder = resolve_inputs([str(tmp_path)])
     assert [i["source"] for i in folder] == [str(outside / "real.mid"), str(tmp_path / "b.midi"),
                                              str(tmp_path / "sub" / "A.MID")]
     listed = resolve_inputs([str(listing), str(tmp_path / "*.midi")])
     assert [i["source"] for i in listed] == [str(tmp_path / "b.midi"), f"{book}#1", f"{book}#2"]
     assert listed[2]["text"] == "X:2\nT:b\nK:G\nGABc|\n"
+    spaced = tmp_path / "sub" / "a b.mid"
+    spaced.write_bytes(b"x")
+    assert resolve_inputs([spaced.as_uri()]) == resolve_inputs([str(spaced)])  # percent-encoded: a%20b.mid
     with pytest.raises(ValueError, match="nowhere"):
         resolve_inputs([str(tmp_path / "nowhere")])
 
