@@ -130,16 +130,26 @@ def remote_items(uris):
     One filesystem per bucket, not per URI (making one can cost a request of its own: S3 looks up the bucket's
     region), and the URIs are looked up REMOTE_LOOKUPS at a time: at one round trip each, one after the other,
     a list of Lakh's 176k URIs would take hours before any work started."""
-    located = [(uri, *bucket_and_path(uri)) for uri in uris]
-    filesystems = {bucket: pyarrow.fs.FileSystem.from_uri(bucket)[0] for _, bucket, _ in located}
+    entries = list(located(uris))
     with ThreadPoolExecutor(REMOTE_LOOKUPS) as pool:
-        infos = list(pool.map(lambda entry: filesystems[entry[1]].get_file_info(entry[2]), located))
-    missing = [uri for (uri, _, _), info in zip(located, infos) if info.type == pyarrow.fs.FileType.NotFound]
+        infos = list(pool.map(lambda entry: entry[2].get_file_info(entry[3]), entries))
+    missing = [entry[0] for entry, info in zip(entries, infos) if info.type == pyarrow.fs.FileType.NotFound]
     if missing:
         more = f" (and {len(missing) - 1} more of the URIs listed with it)" if len(missing) > 1 else ""
         raise ValueError(f"--input {missing[0]}: not found{more}")
-    return [item for (uri, bucket, _), info in zip(located, infos)
-            for item in object_items(uri.split("://", 1)[0], bucket, filesystems[bucket], info)]
+    return [item for (uri, bucket, filesystem, _), info in zip(entries, infos)
+            for item in object_items(uri.split("://", 1)[0], bucket, filesystem, info)]
+
+
+def located(uris):
+    """(URI, its bucket's URI, the bucket's filesystem, the URI's path in it) for each URI."""
+    made = {}
+    for uri in uris:
+        bucket, key = bucket_and_key(uri)
+        if bucket not in made:
+            made[bucket] = pyarrow.fs.FileSystem.from_uri(bucket)  # the filesystem and the bucket's path in it
+        filesystem, root = made[bucket]
+        yield uri, bucket, filesystem, root.rstrip("/") + key
 
 
 def object_items(scheme, bucket, filesystem, info):
@@ -161,13 +171,13 @@ def object_items(scheme, bucket, filesystem, info):
     return items
 
 
-def bucket_and_path(uri):
-    """(the URI of its bucket, its path in the bucket's filesystem), as pyarrow's FileSystem.from_uri reads them,
-    without making a filesystem. The bucket's URI keeps the user info and query, which pyarrow needs to make the
-    filesystem, and is the same for every file of a bucket (so a list of 176k URIs is one dataset, not 176k)."""
+def bucket_and_key(uri):
+    """(the URI of its bucket, the path below it), without a request. The bucket's URI keeps the user info and
+    query, which pyarrow needs to make the filesystem, and is the same for every file of a bucket (so a list of
+    176k URIs is one dataset, not 176k)."""
     parts = urllib.parse.urlsplit(uri)
     bucket = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
-    return bucket, (parts.netloc.rpartition("@")[2] + urllib.parse.unquote(parts.path)).rstrip("/")
+    return bucket, urllib.parse.unquote(parts.path).rstrip("/")
 
 
 def ray_path(location):
