@@ -75,7 +75,7 @@ def listed_items(list_path):
     uris = [entry for entry in entries if "://" in entry]
     local = [entry if os.path.isabs(entry) else str(list_path.parent / entry)
              for entry in entries if "://" not in entry]
-    return [item for entry in local for item in items_of(entry)] + (remote_items(uris) if uris else [])
+    return [item for entry in local for item in items_of(entry)] + remote_items(uris)
 
 
 def walk_midi(folder):
@@ -137,8 +137,8 @@ def remote_items(uris):
     if missing:
         more = f" (and {len(missing) - 1} more of the URIs listed with it)" if len(missing) > 1 else ""
         raise ValueError(f"--input {missing[0]}: not found{more}")
-    return [item for (uri, bucket, filesystem, _), info in zip(entries, infos)
-            for item in object_items(uri.split("://", 1)[0], bucket, filesystem, info)]
+    return [item for (_, bucket, filesystem, _), info in zip(entries, infos)
+            for item in object_items(bucket, filesystem, info)]
 
 
 def located(uris):
@@ -152,7 +152,7 @@ def located(uris):
         yield uri, bucket, filesystem, root.rstrip("/") + key
 
 
-def object_items(scheme, bucket, filesystem, info):
+def object_items(bucket, filesystem, info):
     """The items of one URI, once looked up: of its file, or of the MIDI files in the folder it names."""
     if info.type == pyarrow.fs.FileType.Directory:
         listing = filesystem.get_file_info(pyarrow.fs.FileSelector(info.path, recursive=True))
@@ -162,7 +162,7 @@ def object_items(scheme, bucket, filesystem, info):
         paths = [info.path]
     items = []
     for path in paths:
-        location = f"{scheme}://{path}"
+        location = f"{bucket.split('://', 1)[0]}://{path}"
         if path.lower().endswith(ABC_SUFFIX):
             with filesystem.open_input_stream(path) as stream:
                 items.extend(abc_items(location, stream.read().decode("latin-1")))
