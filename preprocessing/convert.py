@@ -2,29 +2,23 @@
 
 A batch has columns "bytes" and "path": from `read_local_files` for local files, from
 `ray.data.read_binary_files(..., include_paths=True)` for remote ones. The bytes give the md5 and the
-cheap checks (empty, not MIDI); midi2abc then reads a local file by its path (no copy), while a remote
-file's bytes are written to a scratch file first, as are a karaoke file's once its sung words are removed.
+cheap checks (empty, not MIDI); midi2abc then reads a local file by its path (no copy), while the bytes of a
+remote file, or of a file whose text events were retyped (midi_text.py), go to a scratch file first.
 """
 
 import functools
 import hashlib
-import io
 import tempfile
 from pathlib import Path
 
-import mido
-
 from preprocessing.abc_clean import clean_abc
 from preprocessing.abc_tools import midi_to_abc
+from preprocessing.midi_text import without_text_events
 
-CONVERSION_VERSION = 2  # raised whenever a file converts to other records (2: karaoke words removed)
+# Raised whenever a file converts to other records (2: karaoke words removed; 3: text events retyped).
+CONVERSION_VERSION = 3
 RECORD_FIELDS = ("path", "md5", "status", "reason", "tune_md5", "abc", "notes", "bars", "voices")
 MIDI_MAGIC = (b"MThd", b"RIFF")  # RIFF: the RMID wrapper midi2abc also reads
-# In a file so marked, midi2abc takes the text events of a note track for sung words, even with -noly, and
-# prints them inside the music: on "w:" lines, which the cleaner drops with their notes, and as words whose
-# letters read as notes. abc2midi writes tunes with w: lyrics so: of music21's 20 josquin tunes, 2 were
-# rejected as too short and the others lost up to 2/3 of their bars, before their words were removed.
-KARAOKE_MARKER = b"@KMIDI KARAOKE FILE"
 
 
 def read_local_files(batch):
@@ -71,34 +65,12 @@ def convert_bytes(data, path, scratch, to_abc):
         return None, "empty_file"
     if not data.startswith(MIDI_MAGIC):
         return None, "not_midi"
-    midi = without_sung_words(data) if KARAOKE_MARKER in data else data
+    midi = without_text_events(data)
     local = Path(path)
     if midi is not data or not local.is_file():  # rewritten, or remote (s3://, gs://): a local copy
         local = Path(scratch) / "input.mid"
         local.write_bytes(midi)
     return to_abc(local)
-
-
-def without_sung_words(data):
-    """The file without the text events of its note tracks (all else at the same times), or data itself
-    where mido cannot read it (midi2abc then reports on the original)."""
-    try:
-        midi = mido.MidiFile(file=io.BytesIO(data))
-    except Exception:  # mido raises many kinds (EOFError, OSError, KeyError, ValueError) on broken files
-        return data
-    for track in midi.tracks:
-        if any(message.type == "note_on" for message in track):
-            kept, delay = [], 0
-            for message in track:
-                if message.type == "text":
-                    delay += message.time
-                else:
-                    kept.append(message.copy(time=message.time + delay))
-                    delay = 0
-            track[:] = kept
-    rewritten = io.BytesIO()
-    midi.save(file=rewritten)
-    return rewritten.getvalue()
 
 
 def add_record(records, path, md5, tune, reason):

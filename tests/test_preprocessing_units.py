@@ -1,6 +1,8 @@
 """The pieces of the pipeline on small real inputs: cleaning, tokenizer, vocabulary, split, chunking,
 settings and input resolution."""
 
+import hashlib
+import io
 import os
 import sys
 import time
@@ -8,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
+import mido
 import music21
 import numpy as np
 import pandas as pd
@@ -19,8 +22,9 @@ from preprocessing.abc_clean import Limits, clean_abc
 from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokenize_with_kinds
 from preprocessing.abc_tools import MIDI2ABC_FLAGS, abc_to_midi, midi_to_abc, run_binary
 from preprocessing.chunking import chunk_tune
-from preprocessing.convert import KARAOKE_MARKER, convert_batch, without_sung_words
+from preprocessing.convert import convert_batch
 from preprocessing.inputs import resolve_inputs
+from preprocessing.midi_text import IGNORED_META, without_text_events
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.tune_split import split_of
@@ -169,23 +173,65 @@ def test_a_remote_file_converts_from_its_bytes_as_the_local_file_does(midi_dir):
     assert {k: v for k, v in as_remote.items() if k != "path"} == {k: v for k, v in as_local.items() if k != "path"}
 
 
+def test_text_events_in_note_tracks_leave_the_music_as_it_is(midi_dir, tmp_path):
+    """midi2abc misreads the text-class events of a note track: a text event as a key change (its words
+    parsed as sharps), a copyright notice as a time signature, a marker as a line break mid-bar. Retyped before
+    the conversion, they leave the tune exactly as the file without them converts."""
+    original = midi_dir / "pop909" / "001.mid"
+    midi = mido.MidiFile(original)
+    midi.tracks[1].insert(200, mido.MetaMessage("text", text="3 0"))
+    midi.tracks[2].insert(1, mido.MetaMessage("copyright", text="(c) 1997"))
+    midi.tracks[3].insert(300, mido.MetaMessage("marker", text="Chorus"))
+    texted = tmp_path / "texted.mid"
+    midi.save(texted)
+    as_is = clean_abc(midi_to_abc(texted)[0])[0].abc
+    assert "K:A" in as_is and as_is.count("M:") > 1  # the misreadings this guards against
+    paths = [str(original), str(texted)]
+    records = convert_batch({"bytes": [Path(p).read_bytes() for p in paths], "path": paths}, MIDI2ABC_FLAGS,
+                            10.0, Limits())
+    assert records["status"] == ["ok", "ok"] and records["abc"][0] == records["abc"][1] != as_is
+    assert records["md5"][1] == hashlib.md5(texted.read_bytes()).hexdigest()  # the file's own, not the copy's
+
+
 def test_sung_words_leave_the_music_as_it_is(tmp_path):
     """abc2midi writes a tune's w: lyrics as karaoke text events between its notes, which midi2abc prints
-    inside the music lines: the tune must convert to the same music as without its lyrics. (Line breaks
-    may differ: the plain render keeps the tune's "%line 2" comments as text events, which break lines.)"""
+    inside the music lines: the tune must convert to the same ABC as without its lyrics."""
     book = Path(music21.corpus.getWork("josquin/adieuMesAmours")).read_text(encoding="latin-1")
     sung = abc_tools.split_tunes(book)[0]
     plain = "".join(line for line in sung.splitlines(keepends=True) if not line.startswith("w:"))
     paths = [tmp_path / "sung.mid", tmp_path / "plain.mid"]
     assert plain != sung and abc_tools.render_tunes([sung, plain], paths) == [True, True]
     data = [path.read_bytes() for path in paths]
-    assert KARAOKE_MARKER in data[0] and KARAOKE_MARKER not in data[1]
+    assert b"@KMIDI KARAOKE FILE" in data[0] and b"@KMIDI KARAOKE FILE" not in data[1]
     records = convert_batch({"bytes": data, "path": [str(p) for p in paths]}, MIDI2ABC_FLAGS, 10.0, Limits())
-    assert records["status"] == ["ok", "ok"]
-    assert "".join(records["abc"][0].split()) == "".join(records["abc"][1].split())
-    assert records["notes"][0] == records["notes"][1] > 150
-    truncated = data[0][: len(data[0]) // 2]
-    assert without_sung_words(truncated) is truncated  # unreadable for mido: midi2abc gets it as it is
+    assert records["status"] == ["ok", "ok"] and records["abc"][0] == records["abc"][1]
+    assert records["notes"][0] > 150
+
+
+def test_only_the_type_of_a_text_event_changes_and_a_corrupt_track_stays_as_it_is():
+    notes = [mido.Message("note_on", note=60, velocity=64), mido.Message("note_on", note=64, velocity=64)]
+    ends = [mido.Message("note_on", note=60, velocity=0, time=20), mido.Message("note_on", note=64, velocity=0)]
+    texts = [mido.MetaMessage("lyrics", text="la", time=10), mido.MetaMessage("text", text="\xff\x01", time=30)]
+    data = midi_bytes([mido.MetaMessage("track_name", name="tune"), *notes, texts[0], *ends, texts[1]])
+    assert data.count(bytes([0x40, 0x40])) == 1  # the second note is in running status (no status byte)
+    retyped = without_text_events(data)
+    changed = [i for i, (a, b) in enumerate(zip(data, retyped)) if a != b]
+    assert len(retyped) == len(data) and [data[i] for i in changed] == [0x03, 0x05, 0x01]  # not the FF 01 in "\xff\x01"
+    assert all(retyped[i] == IGNORED_META and data[i - 1] == 0xFF for i in changed)
+    types = [message.type for message in mido.MidiFile(file=io.BytesIO(retyped)).tracks[0]]
+    assert types.count("sequencer_specific") == 3 and types.count("note_on") == 4
+    cut = data[:-6]  # the last event cut short: its track is left for midi2abc to judge
+    assert without_text_events(cut) is cut
+    named = midi_bytes([mido.MetaMessage("track_name", name="tune"), *notes, *ends])
+    assert without_text_events(named) is named  # names alone do no harm: the track is not even walked
+
+
+def midi_bytes(messages):
+    midi = mido.MidiFile(type=1)
+    midi.tracks.append(mido.MidiTrack(messages))
+    file = io.BytesIO()
+    midi.save(file=file)
+    return file.getvalue()
 
 
 def test_music21_corpus_is_found():
