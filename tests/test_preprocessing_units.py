@@ -1,5 +1,5 @@
-"""The pieces of the pipeline on small real inputs: cleaning, tokenizer, vocabulary, split, chunking,
-settings and input resolution."""
+"""The pieces of the pipeline on small real inputs: text events, cleaning, tokenizer, vocabulary, split,
+chunking, settings and input resolution."""
 
 import hashlib
 import io
@@ -220,7 +220,7 @@ def test_only_the_type_of_a_text_event_changes_and_a_corrupt_track_stays_as_it_i
     assert all(retyped[i] == IGNORED_META and data[i - 1] == 0xFF for i in changed)
     types = [message.type for message in mido.MidiFile(file=io.BytesIO(retyped)).tracks[0]]
     assert types.count("sequencer_specific") == 3 and types.count("note_on") == 4
-    cut = data[:-6]  # the last event cut short: its track is left for midi2abc to judge
+    cut = data[:-6]  # the track cut short of its chunk's length: left for midi2abc to judge
     assert without_text_events(cut) is cut
     named = midi_bytes([mido.MetaMessage("track_name", name="tune"), *notes, *ends])
     assert without_text_events(named) is named  # names alone do no harm: the track is not even walked
