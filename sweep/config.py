@@ -104,6 +104,7 @@ SCHEMA = {
         "compile": _boolean,
         "report_every": _number(int, 1),
         "checkpoint_every": _number(int, 1),
+        "checkpoint_min_s": _number(float, 0),
         "val_points": _number(int, 0),
         "val_batch_size": _number(int, 1),
         "time_budget_s": _number(float, 0, low_open=True),

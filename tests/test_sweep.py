@@ -57,6 +57,7 @@ def test_micro_sweep_trials_report_every_metric_and_one_exact_epoch(micro_sweep,
     ("sizes=[cpu-tiny,huge]", "sizes[1]"),
     ("train.betas=[0.9]", "train.betas"),
     ("resources.cpus_per_trial=0", "resources.cpus_per_trial"),
+    ("train.checkpoint_min_s=-1", "train.checkpoint_min_s"),
 ])
 def test_bad_values_are_named(override, field):
     with pytest.raises(ConfigError) as error:

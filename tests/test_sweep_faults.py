@@ -8,11 +8,13 @@ import sys
 import time
 
 import ray
+import torch
 
 from conftest import REPO
 from test_sweep import epoch_tokens, reports, trial_dirs
 from sweep_support import run_sweep_in_process, sweep_command
 from sweep.config import load_config
+from sweep.training import STATE_FILE
 
 
 def test_killed_trial_resumes_from_its_checkpoint_and_sees_each_token_once(sweep_data, ray_local, tmp_path):
@@ -27,6 +29,17 @@ def test_killed_trial_resumes_from_its_checkpoint_and_sees_each_token_once(sweep
     lines = reports(trial_dirs(experiment)[0])
     first_after_restart = [line for line in lines if line["iterations_since_restore"] == 1][-1]
     assert first_after_restart["tokens_seen"] == 25 * 8 * 32, "the retry goes on from the step-20 checkpoint"
+
+
+def test_checkpoints_also_wait_for_their_floor_in_seconds(sweep_data, ray_local, tmp_path):
+    """Due every 10 steps, but also an hour apart: a trial of seconds saves only its final checkpoint."""
+    overrides = ["archs=[gpt]", "train.checkpoint_every=10", "train.checkpoint_min_s=3600"]
+    results, experiment = run_sweep_in_process(sweep_data, tmp_path, "floor", overrides)
+    assert results.num_errors == 0, results.errors
+    trial_dir = trial_dirs(experiment)[0]
+    assert [p.name for p in trial_dir.glob("checkpoint_*")] == ["checkpoint_000000"]
+    state = torch.load(trial_dir / "checkpoint_000000" / STATE_FILE, weights_only=True)
+    assert state["progress"]["tokens_seen"] == results[0].metrics["tokens_seen"] > 10 * 8 * 32
 
 
 def wait_for(condition, timeout, what):
