@@ -65,7 +65,7 @@ def clean_abc(raw, limits=Limits()):
 def split_voices(lines):
     """Header field lines and, per voice, (body text, is_drum). Text before any V: is voice 1."""
     header, sections, body, is_drum = [], [], [], False
-    in_header = True
+    in_header, mid_bar = True, False
     for line in lines:
         if "%" in line and DRUM_CHANNEL.match(line.strip()):
             is_drum = True
@@ -78,14 +78,24 @@ def split_voices(lines):
         if field and field.group(1) == "V":
             if body or sections or is_drum:
                 sections.append(("".join(body), is_drum))
-            body, is_drum = [], False
+            body, is_drum, mid_bar = [], False, False
             continue
         if field and field.group(1) not in BODY_FIELDS:
             continue  # lyrics, titles, notes
         if "%" in line or line[-1:].isspace() or line[-1:] == "\\":  # most music lines need no stripping
             line = strip_comment(line)
-        if line:
-            body.append((normal_field(field) if field else line) + "\n")
+        if not line:
+            # midi2abc breaks the music line where it prints a directive mid-bar (%%MIDI program, for a program
+            # change within a track): with the directive dropped, the bar goes on on the music line before.
+            mid_bar = mid_bar or bool(body) and body[-1][1:2] != ":" and not body[-1].endswith("|\n")
+        elif field:
+            body.append(normal_field(field) + "\n")
+            mid_bar = False
+        elif mid_bar:
+            body[-1] = body[-1][:-1] + line + "\n"
+            mid_bar = False
+        else:
+            body.append(line + "\n")
     sections.append(("".join(body), is_drum))
     return header, sections
 

@@ -40,7 +40,10 @@ V:1
 %%MIDI program 0
 w: la la
 G2AB c2d2|e2d2 B4|G2AB c2d2|e2d2 B4| \\
-G2AB c2d2|e2d2 B4|
+% a comment after a bar line
+G2AB c2
+%%MIDI program 5
+d2|e2d2 B4|
 V:2
 %%MIDI channel 10
 C,2C,2 C,2C,2|C,2C,2 C,2C,2|C,2C,2 C,2C,2|C,2C,2 C,2C,2|
