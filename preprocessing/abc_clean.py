@@ -65,7 +65,7 @@ def clean_abc(raw, limits=Limits()):
 def split_voices(lines):
     """Header field lines and, per voice, (body text, is_drum). Text before any V: is voice 1."""
     header, sections, body, is_drum = [], [], [], False
-    in_header, mid_bar = True, False
+    in_header, open_bar = True, ""
     for line in lines:
         if "%" in line and DRUM_CHANNEL.match(line.strip()):
             is_drum = True
@@ -78,24 +78,28 @@ def split_voices(lines):
         if field and field.group(1) == "V":
             if body or sections or is_drum:
                 sections.append(("".join(body), is_drum))
-            body, is_drum, mid_bar = [], False, False
+            body, is_drum, open_bar = [], False, ""
             continue
         if field and field.group(1) not in BODY_FIELDS:
             continue  # lyrics, titles, notes
-        if "%" in line or line[-1:].isspace() or line[-1:] == "\\":  # most music lines need no stripping
+        end = line[-1:]
+        if "%" in line or end.isspace() or end == "\\":  # most music lines need no stripping
             line = strip_comment(line)
+            end = "|" if line[-1:] == "|" else end
         if not line:
-            # midi2abc breaks the music line where it prints a directive mid-bar (%%MIDI program, for a program
-            # change within a track): with the directive dropped, the bar goes on on the music line before.
-            mid_bar = mid_bar or bool(body) and body[-1][1:2] != ":" and not body[-1].endswith("|\n")
-        elif field:
+            continue
+        if field:
             body.append(normal_field(field) + "\n")
-            mid_bar = False
-        elif mid_bar:
-            body[-1] = body[-1][:-1] + line + "\n"
-            mid_bar = False
+            open_bar = ""
+            continue
+        if open_bar:
+            # midi2abc ends its lines at bar lines, but breaks one mid-bar where it prints text (a %%MIDI program
+            # for a program change within a track, a marker's bare newline): the bar goes on on its line, after
+            # the space that ended the line before, if any (open_bar: that line's last character).
+            body[-1] = body[-1][:-1] + (" " if open_bar.isspace() else "") + line + "\n"
         else:
             body.append(line + "\n")
+        open_bar = end != "|" and end
     sections.append(("".join(body), is_drum))
     return header, sections
 

@@ -16,8 +16,8 @@ from preprocessing.abc_tools import midi_to_abc
 from preprocessing.midi_text import without_text_events
 
 # Raised whenever a file converts to other records (2: karaoke words removed; 3: text events retyped;
-# 4: music lines broken by a directive mid-bar rejoined).
-CONVERSION_VERSION = 4
+# 4: bars broken by a directive rejoined; 5: any bar broken across lines rejoined, with its space).
+CONVERSION_VERSION = 5
 RECORD_FIELDS = ("path", "md5", "status", "reason", "tune_md5", "abc", "notes", "bars", "voices")
 MIDI_MAGIC = (b"MThd", b"RIFF")  # RIFF: the RMID wrapper midi2abc also reads
 

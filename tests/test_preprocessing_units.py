@@ -39,7 +39,8 @@ K:G % 1 sharp
 V:1
 %%MIDI program 0
 w: la la
-G2AB c2d2|e2d2 B4|G2AB c2d2|e2d2 B4| \\
+G2AB c2d2|e2d2 B4|G2
+AB c2d2|e2d2 B4| \\
 % a comment after a bar line
 G2AB c2
 %%MIDI program 5
@@ -57,6 +58,14 @@ def test_clean_keeps_music_and_drops_chatter_and_drums(tmp_path):
     assert (tune.notes, tune.bars, tune.voices) == (24, 6, 1)
     ok, message = abc_to_midi(tune.abc, tmp_path / "t.mid")
     assert ok, message
+
+
+def test_a_bar_broken_across_lines_is_rejoined_with_its_space():
+    """midi2abc's line breaks mid-bar (where it printed text or a directive) go, and a space before one stays;
+    a field line (a key change mid-bar) keeps its own line."""
+    raw = "X:1\nM:4/4\nL:1/8\nK:C\nV:1\nC2D2 \nE2F2|G8|\nA2B2\n%%MIDI program 5\nc2d2|\nE2\nK:G\nF2G4|\n"
+    tune, _ = clean_abc(raw, Limits(min_notes=1, min_bars=1))
+    assert tune.abc == "X:1\nM:4/4\nL:1/8\nK:C\nV:1\nC2D2 E2F2|G8|\nA2B2c2d2|\nE2\nK:G\nF2G4|\n"
 
 
 @pytest.mark.parametrize("raw, limits, reason", [
