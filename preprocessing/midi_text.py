@@ -22,12 +22,14 @@ def without_text_events(data):
     left as it is, for midi2abc to judge."""
     if not OTHER_TEXT.search(data):
         return data
+    positions = [position for start, end in track_chunks(data) if OTHER_TEXT.search(data, start, end)
+                 for position in text_type_bytes(data, start, end) or ()]
+    if not positions:
+        return data
     retyped = bytearray(data)
-    for start, end in track_chunks(data):
-        if OTHER_TEXT.search(data, start, end):
-            for position in text_type_bytes(data, start, end) or ():
-                retyped[position] = IGNORED_META
-    return data if retyped == data else bytes(retyped)
+    for position in positions:
+        retyped[position] = IGNORED_META
+    return bytes(retyped)
 
 
 def track_chunks(data):
