@@ -134,42 +134,45 @@ def render_tunes(tunes, midi_paths, timeout=10.0):
     file, abc2midi carries state from one tune into the next (measured on music21's corpus: 82 tunes
     rendered in the wrong octave, and one rendered differently on every run)."""
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        return list(pool.map(lambda tune, path: render_tune(tune, path, timeout), tunes, midi_paths))
+        return [ok for ok, _ in pool.map(lambda tune, path: render_tune(tune, path, timeout), tunes, midi_paths)]
 
 
-def render_tune(abc_text, midi_path, timeout):
+def render_tune(abc_text, midi_path, timeout=10.0):
+    """abc2midi on one tune, in a scratch folder: (True, its messages) once its MIDI file is moved to
+    midi_path, or (False, why it wrote none)."""
     with tempfile.TemporaryDirectory(prefix="abc2midi-") as scratch:
-        rendered, _ = run_abc2midi(abc_text, scratch, timeout)
-        if rendered is not None:
-            shutil.move(rendered, midi_path)
-        return rendered is not None
-
-
-def run_abc2midi(abc_text, scratch, timeout):
-    """abc2midi on one tune inside scratch: (the MIDI file it wrote, or None; its messages)."""
-    source = Path(scratch) / "tune.abc"
-    source.write_text(abc_text, encoding="latin-1", errors="replace")
-    done = run_binary([str(abc2midi_path()), source.name, "-o", "tune.mid"], timeout, cwd=scratch)
-    if done is None:
-        return None, f"abc2midi timed out after {timeout} s"
-    rendered = Path(scratch) / "tune.mid"
-    message = done[1].decode("latin-1") + done[2].decode("latin-1")
-    return (rendered if rendered.exists() and rendered.stat().st_size > 0 else None), message
+        source = Path(scratch) / "tune.abc"
+        source.write_text(abc_text, encoding="latin-1", errors="replace")
+        done = run_binary([str(abc2midi_path()), source.name, "-o", "tune.mid"], timeout, cwd=scratch)
+        if done is None:
+            return False, f"abc2midi timed out after {timeout} s"
+        rendered = Path(scratch) / "tune.mid"
+        message = done[1].decode("latin-1") + done[2].decode("latin-1")
+        if not (rendered.exists() and rendered.stat().st_size > 0):
+            return False, message.strip() or "abc2midi wrote no MIDI file"
+        Path(midi_path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(rendered, midi_path)
+        return True, message
 
 
 def abc_to_midi(abc_text, midi_path, timeout=10):
-    """Render one ABC tune to midi_path; ok means a MIDI file with notes was written."""
-    with tempfile.TemporaryDirectory(prefix="abc2midi-") as scratch:
-        rendered, message = run_abc2midi(abc_text, scratch, timeout)
-        if rendered is None:
-            return False, message.strip() or "abc2midi wrote no MIDI file"
-        try:
-            notes = sum(len(track.notes) for track in symusic.Score(str(rendered)).tracks)
-        except Exception as error:  # symusic raises plain RuntimeError/ValueError on bad MIDI
-            return False, f"unreadable MIDI: {error}"
-        if notes == 0:
-            return False, "MIDI file has no notes"
-        Path(midi_path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(rendered, midi_path)
-        errors = [line for line in message.splitlines() if line.startswith("Error")]
-        return True, "; ".join(errors) or "ok"
+    """Render one ABC tune to midi_path; ok means a MIDI file with notes was written (nothing is left there
+    otherwise). The message lists abc2midi's errors, or says "ok"."""
+    rendered, message = render_tune(abc_text, midi_path, timeout)
+    if not rendered:
+        return False, message
+    problem = notes_problem(midi_path)
+    if problem:
+        Path(midi_path).unlink()
+        return False, problem
+    errors = [line for line in message.splitlines() if line.startswith("Error")]
+    return True, "; ".join(errors) or "ok"
+
+
+def notes_problem(midi_path):
+    """Why the MIDI file holds no playable notes, or None when it does."""
+    try:
+        score = symusic.Score(str(midi_path))
+    except Exception as error:  # symusic raises plain RuntimeError/ValueError on bad MIDI
+        return f"unreadable MIDI: {error}"
+    return None if any(len(track.notes) for track in score.tracks) else "MIDI file has no notes"

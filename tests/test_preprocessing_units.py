@@ -60,6 +60,15 @@ def test_clean_keeps_music_and_drops_chatter_and_drums(tmp_path):
     assert ok, message
 
 
+def test_a_render_without_notes_leaves_no_midi_file(tmp_path):
+    """abc2midi writes a MIDI file for a tune of rests: abc_to_midi (samples, checks) says why that is no music
+    and removes it; render_tunes (the pipeline's inputs) keeps it, for midi2abc to reject with its reason."""
+    rests = "X:1\nL:1/4\nK:C\nz4|z4|\n"
+    assert abc_to_midi(rests, tmp_path / "checked.mid") == (False, "MIDI file has no notes")
+    assert abc_tools.render_tunes([rests], [tmp_path / "input.mid"]) == [True]
+    assert [path.name for path in tmp_path.iterdir()] == ["input.mid"]
+
+
 def test_a_bar_broken_across_lines_is_rejoined_with_its_space():
     """midi2abc's line breaks mid-bar (where it printed text or a directive) go, and a space before one stays;
     a field line (a key change mid-bar) keeps its own line."""
