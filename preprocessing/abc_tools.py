@@ -137,7 +137,7 @@ def render_tunes(tunes, midi_paths, timeout=10.0):
         return [ok for ok, _ in pool.map(lambda tune, path: render_tune(tune, path, timeout), tunes, midi_paths)]
 
 
-def render_tune(abc_text, midi_path, timeout=10.0):
+def render_tune(abc_text, midi_path, timeout):
     """abc2midi on one tune, in a scratch folder: (True, its messages) once its MIDI file is moved to
     midi_path, or (False, why it wrote none)."""
     with tempfile.TemporaryDirectory(prefix="abc2midi-") as scratch:
