@@ -40,7 +40,7 @@ def read_bytes(path):
 
 def convert_batch(batch, flags, timeout, limits, on_this_core=False):
     """batch: columns bytes, path; returns the RECORD_FIELDS columns, one row per input row.
-    on_this_core: start each midi2abc on its worker's core (abc_tools.start_process).
+    on_this_core: start each midi2abc on its worker's core (abc_tools.spawn).
 
     All of the batch's midi2abc runs come first, then all its cleaning: each part runs back to back
     with its code and data warm in the CPU caches, where alternating them cost ~0.1 ms more CPU a file

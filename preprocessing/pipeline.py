@@ -188,7 +188,7 @@ def converted_batches(items, settings):
             datasets.append(listed.map_batches(read_local_files, batch_size=None, batch_format="numpy"))
     dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
     # When Ray's CPUs cover this machine's cores (all of them busy, as on a cluster's nodes), each midi2abc
-    # starts on its worker's core; with cores to spare the kernel places it better (abc_tools.start_process).
+    # starts on its worker's core; with cores to spare the kernel places it better (abc_tools.spawn).
     on_this_core = hasattr(os, "sched_getaffinity") and cluster_cpus() >= len(os.sched_getaffinity(0))
     dataset = dataset.map_batches(
         convert_batch, batch_size=None, batch_format="numpy",
