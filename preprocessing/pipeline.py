@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import ray
 
 from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
-from preprocessing.convert import CONVERSION_VERSION, convert_batch, read_local_files
+from preprocessing.convert import CONVERSION_VERSION, convert_batch
 from preprocessing.inputs import ray_path, resolve_inputs
 from preprocessing.parallel import block_count, cluster_cpus
 from preprocessing.render import render_abc_items
@@ -184,8 +184,7 @@ def converted_batches(items, settings):
             datasets.append(ray.data.read_binary_files(paths, filesystem=remote, include_paths=True,
                                                        override_num_blocks=blocks))
         else:
-            listed = ray.data.from_items([{"path": path} for path in paths], override_num_blocks=blocks)
-            datasets.append(listed.map_batches(read_local_files, batch_size=None, batch_format="numpy"))
+            datasets.append(ray.data.from_items([{"path": path} for path in paths], override_num_blocks=blocks))
     dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
     # When Ray's CPUs cover this machine's cores (all of them busy, as on a cluster's nodes), each midi2abc
     # starts on its worker's core; with cores to spare the kernel places it better (abc_tools.spawn).

@@ -28,7 +28,7 @@ from analysis.load import local_folder
 from conftest import REPO
 from preprocessing.abc_clean import Limits
 from preprocessing.abc_tools import MIDI2ABC_FLAGS
-from preprocessing.convert import convert_batch, read_local_files
+from preprocessing.convert import convert_batch
 from preprocessing.inputs import resolve_inputs
 
 
@@ -129,7 +129,7 @@ def test_a_bucket_folder_is_read_through_ray_like_local_files(store, midi_dir, t
     assert manifest.loc[store.source("lakh/midi/sub/bad $(name).MID"), "reason"] == "not_midi"
     copy, original = store.source("lakh/midi/sub/copy of 001.mid"), store.source("lakh/midi/001.mid")
     assert manifest.loc[copy, "duplicate_of"] == original
-    local = convert_batch(read_local_files({"path": [str(p) for p in originals]}), MIDI2ABC_FLAGS, 10.0, Limits())
+    local = convert_batch({"path": [str(p) for p in originals]}, MIDI2ABC_FLAGS, 10.0, Limits())
     assert sorted(pd.read_parquet(out / "abc").md5) == sorted(local["tune_md5"])
 
 
