@@ -109,8 +109,8 @@ def run(command, env, timeout=300):
 
 def test_a_bucket_folder_is_read_through_ray_like_local_files(store, midi_dir, tmp_path):
     """Each MIDI object gets one manifest row with its URI and the md5 of its bytes, and converts to the same
-    tune as its local original."""
-    originals = sorted((midi_dir / "pop909").glob("*.mid"))[:3]
+    tune as its local original; a local file given with the bucket is read in the same run."""
+    *originals, local_input = sorted((midi_dir / "pop909").glob("*.mid"))[:4]
     objects = {f"midi/{p.name}": p.read_bytes() for p in originals}
     objects["midi/sub/copy of 001.mid"] = originals[0].read_bytes()
     objects["midi/sub/bad $(name).MID"] = b"not a MIDI file"
@@ -119,17 +119,19 @@ def test_a_bucket_folder_is_read_through_ray_like_local_files(store, midi_dir, t
         store.put(f"lakh/{key}", body)
 
     out = tmp_path / "data"
-    run(["preprocessing/run.py", "--input", store.uri("lakh/midi"), "--out", str(out), "--num-cpus", "2",
-         "--split", "1,0,0", "--quiet"], store.env, timeout=120)  # ~15 s; a file read without credentials hangs
+    # ~15 s; the timeout, as a read without credentials hangs
+    run(["preprocessing/run.py", "--input", store.uri("lakh/midi"), "--input", str(local_input), "--out", str(out),
+         "--num-cpus", "2", "--split", "1,0,0", "--quiet"], store.env, timeout=120)
     manifest = pd.read_parquet(out / "manifest.parquet").set_index("source")
     midi_keys = sorted(key for key in objects if key.lower().endswith(".mid"))
-    assert sorted(manifest.index) == [store.source(f"lakh/{key}") for key in midi_keys]
+    sources = [store.source(f"lakh/{key}") for key in midi_keys]
+    assert sorted(manifest.index) == sorted([*sources, str(local_input.resolve())])
     assert [manifest.md5[store.source(f"lakh/{key}")] for key in midi_keys] == [
         hashlib.md5(objects[key]).hexdigest() for key in midi_keys]
     assert manifest.loc[store.source("lakh/midi/sub/bad $(name).MID"), "reason"] == "not_midi"
     copy, original = store.source("lakh/midi/sub/copy of 001.mid"), store.source("lakh/midi/001.mid")
     assert manifest.loc[copy, "duplicate_of"] == original
-    local = convert_batch({"path": [str(p) for p in originals]}, MIDI2ABC_FLAGS, 10.0, Limits())
+    local = convert_batch({"path": [str(p) for p in [*originals, local_input]]}, MIDI2ABC_FLAGS, 10.0, Limits())
     assert sorted(pd.read_parquet(out / "abc").md5) == sorted(local["tune_md5"])
 
 
