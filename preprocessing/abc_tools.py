@@ -62,6 +62,7 @@ def run_binary(args, timeout, on_this_core=False):
     deadline = time.monotonic() + timeout
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
+    output = None
     try:
         try:
             pid = spawn(args, out_write, err_write, on_this_core)
@@ -70,16 +71,13 @@ def run_binary(args, timeout, on_this_core=False):
             os.close(err_write)
         try:
             output = read_until_closed(out_read, err_read, deadline)
-        except BaseException:  # interrupted: no child is left behind
-            kill(pid)
-            raise
+        finally:
+            if output is None:  # past the deadline, or interrupted: no child is left behind
+                kill(pid)
     finally:
         os.close(out_read)
         os.close(err_read)
-    if output is None:
-        kill(pid)
-        return None
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), *output
+    return None if output is None else (os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), *output)
 
 
 def read_until_closed(out_read, err_read, deadline):
