@@ -6,7 +6,6 @@ own, where it writes its MIDI file.
 """
 
 import contextlib
-import ctypes
 import functools
 import os
 import re
@@ -40,10 +39,10 @@ def abc2midi_path():
     return BIN_DIR / "abc2midi"
 
 
-def midi_to_abc(midi_path, flags=MIDI2ABC_FLAGS, timeout=10.0, on_this_core=False):
+def midi_to_abc(midi_path, flags=MIDI2ABC_FLAGS, timeout=10.0):
     """Convert one MIDI file; returns (abc_text, None) or (None, reason) with a short reason code."""
     midi_path = os.path.abspath(midi_path)  # absolute, so a name starting with "-" is no option
-    done = run_binary([str(midi2abc_path()), "-f", midi_path, *flags], timeout, on_this_core=on_this_core)
+    done = run_binary([str(midi2abc_path()), "-f", midi_path, *flags], timeout)
     if done is None:
         return None, "timeout"
     returncode, stdout, stderr = done
@@ -52,9 +51,8 @@ def midi_to_abc(midi_path, flags=MIDI2ABC_FLAGS, timeout=10.0, on_this_core=Fals
     return stdout.decode("latin-1"), None
 
 
-def run_binary(args, timeout, on_this_core=False):
+def run_binary(args, timeout):
     """Run a program without a shell: (returncode, stdout, stderr), or None when it ran past timeout (killed).
-    on_this_core: start it on the core this thread runs on (see spawn).
 
     posix_spawn and two pipes polled up to the deadline, not subprocess.Popen: its own work cost a Ray worker
     0.25 ms of CPU a midi2abc call, against 0.16 ms here (measured on POP909, 3 x 600 calls each). Once both
@@ -65,7 +63,7 @@ def run_binary(args, timeout, on_this_core=False):
     output = None
     try:
         try:
-            pid = spawn(args, out_write, err_write, on_this_core)
+            pid = spawn(args, out_write, err_write)
         finally:
             os.close(out_write)  # the child holds its own copies
             os.close(err_write)
@@ -107,33 +105,13 @@ def kill(pid):
     os.waitpid(pid, 0)
 
 
-def spawn(args, stdout, stderr, on_this_core):
+def spawn(args, stdout, stderr):
     """Start args[0] (a path) with its stdout and stderr on the given descriptors, no other descriptor of this
     process (see close_inherited_on_exec) and an empty environment (the binaries read none of it); its pid.
-    With on_this_core (Linux), the child starts on this thread's core, then may move.
-
-    Linux puts a new child on the least loaded core. When every core runs a Ray worker, that is often
-    another worker's core, where the child waits while its parent's core idles as the parent waits for it.
-    Measured, 10,000 files at 2 CPUs of 2, 4 paired runs: 328-381 files/s and 1.3-2.7 idle core-seconds
-    when started here, 256-310 files/s and 5.7-14.8 idle core-seconds when not. With a core to spare the
-    kernel's choice is the better one (at 1 CPU of 2, starting here cost 1-16%), so the caller decides."""
+    It runs on the cores this thread may use (parallel.claimed_core)."""
     close_inherited_on_exec()
-    start = functools.partial(os.posix_spawn, args[0], args, {}, file_actions=[
+    return os.posix_spawn(args[0], args, {}, file_actions=[
         (os.POSIX_SPAWN_DUP2, stdout, 1), (os.POSIX_SPAWN_DUP2, stderr, 2)])
-    if not (on_this_core and hasattr(os, "sched_setaffinity")):
-        return start()
-    cores = os.sched_getaffinity(0)
-    try:
-        os.sched_setaffinity(0, (libc().sched_getcpu(),))  # the child inherits this thread's cores
-    except (OSError, ValueError):  # forbidden (some containers' seccomp rules), or no current core (-1)
-        return start()  # start it where Linux chooses
-    try:
-        pid = start()
-    finally:
-        os.sched_setaffinity(0, cores)
-    with contextlib.suppress(ProcessLookupError):  # already gone
-        os.sched_setaffinity(pid, cores)
-    return pid
 
 
 @functools.cache
@@ -149,11 +127,6 @@ def close_inherited_on_exec():
         with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
             if int(name) > 2 and os.get_inheritable(int(name)):
                 os.set_inheritable(int(name), False)
-
-
-@functools.cache
-def libc():
-    return ctypes.CDLL(None)
 
 
 def failure_reason(message):

@@ -8,7 +8,6 @@ split need only hashes, and only distinct tunes are tokenized, once each.
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from contextlib import closing
@@ -25,7 +24,7 @@ import ray
 from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
 from preprocessing.convert import CONVERSION_VERSION, convert_batch
 from preprocessing.inputs import ray_path, resolve_inputs
-from preprocessing.parallel import block_count, cluster_cpus
+from preprocessing.parallel import block_count
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
@@ -186,13 +185,9 @@ def converted_batches(items, settings):
         else:
             datasets.append(ray.data.from_items([{"path": path} for path in paths], override_num_blocks=blocks))
     dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
-    # When Ray's CPUs cover this machine's cores (all of them busy, as on a cluster's nodes), each midi2abc
-    # starts on its worker's core; with cores to spare the kernel places it better (abc_tools.spawn).
-    on_this_core = hasattr(os, "sched_getaffinity") and cluster_cpus() >= len(os.sched_getaffinity(0))
     dataset = dataset.map_batches(
         convert_batch, batch_size=None, batch_format="numpy",
-        fn_kwargs={"flags": settings.midi2abc_flags, "timeout": settings.timeout, "limits": settings.limits,
-                   "on_this_core": on_this_core})
+        fn_kwargs={"flags": settings.midi2abc_flags, "timeout": settings.timeout, "limits": settings.limits})
     yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
 
 

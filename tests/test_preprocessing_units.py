@@ -7,10 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 
 import mido
 import music21
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import REPO
-from preprocessing import abc_tools, pipeline
+from preprocessing import abc_tools, parallel, pipeline
 from preprocessing.abc_clean import Limits, clean_abc
 from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokenize_with_kinds
 from preprocessing.abc_tools import MIDI2ABC_FLAGS, abc_to_midi, midi_to_abc, run_binary
@@ -28,6 +29,7 @@ from preprocessing.chunking import chunk_tune
 from preprocessing.convert import convert_batch
 from preprocessing.inputs import resolve_inputs
 from preprocessing.midi_text import IGNORED_META, without_text_events
+from preprocessing.parallel import claimed_core
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.tune_split import split_of
@@ -277,45 +279,86 @@ def test_abc_tunes_render_the_same_on_every_run(tmp_path):
     assert runs[0] == runs[1] == runs[2]
 
 
-@pytest.mark.parametrize("on_this_core", [False, True])
-def test_a_program_gets_its_whole_output_or_is_killed_at_its_timeout(tmp_path, on_this_core):
+def test_a_program_gets_its_whole_output_or_is_killed_at_its_timeout(tmp_path):
     noisy = "import sys; sys.stdout.write('a' * 300_000); sys.stderr.write('b' * 200_000); sys.exit(3)"
-    done = run_binary([sys.executable, "-c", noisy], timeout=30, on_this_core=on_this_core)
+    done = run_binary([sys.executable, "-c", noisy], timeout=30)
     assert done == (3, b"a" * 300_000, b"b" * 200_000)
     pid_file = tmp_path / "pid"
     sleeper = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
     started = time.monotonic()
-    assert run_binary([sys.executable, "-c", sleeper], timeout=5, on_this_core=on_this_core) is None
+    assert run_binary([sys.executable, "-c", sleeper], timeout=5) is None
     assert time.monotonic() - started < 15
     with pytest.raises(ProcessLookupError):  # killed and reaped, not left as a zombie
         os.kill(int(pid_file.read_text()), 0)
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="core affinity is Linux-only")
-def test_a_program_started_on_this_core_may_then_run_on_any():
-    """Started on the caller's core, the child is then given back every core, and so is the caller."""
-    cores = os.sched_getaffinity(0)
-    later = "import os, time; time.sleep(0.3); print(sorted(os.sched_getaffinity(0)))"
-    with ThreadPoolExecutor(4) as pool:
-        calls = list(pool.map(lambda _: run_binary([sys.executable, "-c", later], 30, on_this_core=True), range(8)))
-    assert all(out.decode().strip() == str(sorted(cores)) for _, out, _ in calls)
-    assert os.sched_getaffinity(0) == cores
+LINUX_ONLY = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="core affinity is Linux-only")
+CORES_OF = "import os; print(sorted(os.sched_getaffinity(0)))"
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="core affinity is Linux-only")
-@pytest.mark.parametrize("failure", ["setting cores is forbidden", "the current core is unknown"])
-def test_a_program_still_runs_where_it_cannot_start_on_this_core(monkeypatch, failure):
-    """Some containers' seccomp rules forbid sched_setaffinity, and sched_getcpu gives -1 on kernels
-    without it; this machine has neither, hence the stand-ins."""
-    if failure == "setting cores is forbidden":
-        def forbidden(pid, cores):
-            raise PermissionError(1, "Operation not permitted")
-        monkeypatch.setattr(os, "sched_setaffinity", forbidden)
-    else:
-        monkeypatch.setattr(abc_tools, "libc", lambda: SimpleNamespace(sched_getcpu=lambda: -1))
+@LINUX_ONLY
+def test_each_claim_gets_a_core_of_its_own_and_its_programs_run_there():
+    """One claim more than there are cores, from threads that all hold theirs at once: each core goes to one
+    claim, the last gets none, and every thread's cores are given back at the end."""
     cores = os.sched_getaffinity(0)
-    assert run_binary([sys.executable, "-c", "print('ran')"], 30, on_this_core=True) == (0, b"ran\n", b"")
+    holding = threading.Barrier(len(cores) + 1)
+
+    def claim(_):
+        with claimed_core() as core:
+            program_cores = run_binary([sys.executable, "-c", CORES_OF], 30)[1].decode().strip()
+            holding.wait(timeout=30)
+        return core, program_cores, os.sched_getaffinity(0)
+
+    with ThreadPoolExecutor(len(cores) + 1) as pool:
+        claims = list(pool.map(claim, range(len(cores) + 1)))
+    claimed = [core for core, _, _ in claims if core is not None]
+    assert sorted(claimed) == sorted(cores)
+    for core, program_cores, cores_after in claims:
+        assert program_cores == str(sorted(cores) if core is None else [core])
+        assert cores_after == cores
+    with claimed_core() as core:  # all given back
+        assert core in cores
+
+
+@LINUX_ONLY
+def test_a_killed_holder_gives_its_core_back():
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom preprocessing.parallel import claimed_core\n"
+                               "with claimed_core() as core:\n    print(core, flush=True)\n    time.sleep(60)"],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+    core = int(holder.stdout.readline())
+    name = parallel.CORE_CLAIM.format(core)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe, pytest.raises(OSError):
+        probe.bind(name)
+    holder.kill()
+    holder.wait(timeout=30)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        probe.bind(name)
+
+
+@LINUX_ONLY
+def test_a_task_runs_unpinned_where_pinning_is_forbidden(monkeypatch):
+    """Some containers' seccomp rules forbid sched_setaffinity; this machine does not, hence the stand-in."""
+    def forbidden(pid, cores):
+        raise PermissionError(1, "Operation not permitted")
+
+    cores = os.sched_getaffinity(0)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "sched_setaffinity", forbidden)
+        with claimed_core() as core:
+            assert core is None
+            assert run_binary([sys.executable, "-c", CORES_OF], 30)[1].decode().strip() == str(sorted(cores))
+    with claimed_core() as core:  # the claim was given back
+        assert core == min(cores)
+
+
+@LINUX_ONLY
+def test_a_claim_gives_its_core_back_when_its_block_fails():
+    cores = os.sched_getaffinity(0)
+    with pytest.raises(ZeroDivisionError), claimed_core():
+        1 / 0
     assert os.sched_getaffinity(0) == cores
+    with claimed_core() as core:
+        assert core == min(cores)
 
 
 def test_programs_hold_no_descriptor_but_their_own():
