@@ -20,7 +20,9 @@ from preprocessing.chunking import chunk_ranges
 from preprocessing.parallel import block_count, cluster_cpus
 from preprocessing.shards import DTYPE
 
-TUNES_PER_BLOCK = 50
+# Tunes a task (and a read of the scratch file): 11,946 distinct POP909 tunes took 15.9-17.1 s to tokenize at 2
+# CPUs in blocks of 200, 17.5-18.2 s in blocks of 50, with 0.8 s less of the driver's CPU (measured, 2 runs each).
+TUNES_PER_BLOCK = 200
 TOKENIZED_SCHEMA = pa.schema([("distinct", pa.list_(pa.string())), ("counts", pa.binary()),
                               ("sequence", pa.binary())])
 
