@@ -34,11 +34,10 @@ def claimed_core():
     binding its name: one holder per machine, released when the holder's process ends, even when killed."""
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else ()
     for core in sorted(cores):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as claim:
-            try:
-                claim.bind(CORE_CLAIM.format(core))
-            except OSError:  # another task holds it
-                continue
+        holder = claim(core)
+        if holder is None:  # another task holds it
+            continue
+        with holder:
             try:
                 os.sched_setaffinity(0, (core,))
             except OSError:  # forbidden (some containers' seccomp rules)
@@ -49,3 +48,14 @@ def claimed_core():
                 os.sched_setaffinity(0, cores)
             return
     yield None
+
+
+def claim(core):
+    """The core's claim: a socket bound to its name, held until closed; None while another holds it."""
+    holder = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        holder.bind(CORE_CLAIM.format(core))
+    except OSError:
+        holder.close()
+        return None
+    return holder

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -293,7 +292,12 @@ def test_a_program_gets_its_whole_output_or_is_killed_at_its_timeout(tmp_path):
 
 
 LINUX_ONLY = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="core affinity is Linux-only")
-CORES_OF = "import os; print(sorted(os.sched_getaffinity(0)))"
+
+
+def cores_of_a_program():
+    """The cores that a program started from this thread may run on, as printed: "[0, 1]"."""
+    printed = run_binary([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"], 30)[1]
+    return printed.decode().strip()
 
 
 @LINUX_ONLY
@@ -303,14 +307,14 @@ def test_each_claim_gets_a_core_of_its_own_and_its_programs_run_there():
     cores = os.sched_getaffinity(0)
     holding = threading.Barrier(len(cores) + 1)
 
-    def claim(_):
+    def hold_a_claim(_):
         with claimed_core() as core:
-            program_cores = run_binary([sys.executable, "-c", CORES_OF], 30)[1].decode().strip()
+            program_cores = cores_of_a_program()
             holding.wait(timeout=30)
         return core, program_cores, os.sched_getaffinity(0)
 
     with ThreadPoolExecutor(len(cores) + 1) as pool:
-        claims = list(pool.map(claim, range(len(cores) + 1)))
+        claims = list(pool.map(hold_a_claim, range(len(cores) + 1)))
     claimed = [core for core, _, _ in claims if core is not None]
     assert sorted(claimed) == sorted(cores)
     for core, program_cores, cores_after in claims:
@@ -326,13 +330,12 @@ def test_a_killed_holder_gives_its_core_back():
                                "with claimed_core() as core:\n    print(core, flush=True)\n    time.sleep(60)"],
                               cwd=REPO, stdout=subprocess.PIPE, text=True)
     core = int(holder.stdout.readline())
-    name = parallel.CORE_CLAIM.format(core)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe, pytest.raises(OSError):
-        probe.bind(name)
+    assert parallel.claim(core) is None
     holder.kill()
     holder.wait(timeout=30)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
-        probe.bind(name)
+    freed = parallel.claim(core)
+    assert freed is not None
+    freed.close()
 
 
 @LINUX_ONLY
@@ -346,7 +349,7 @@ def test_a_task_runs_unpinned_where_pinning_is_forbidden(monkeypatch):
         patch.setattr(os, "sched_setaffinity", forbidden)
         with claimed_core() as core:
             assert core is None
-            assert run_binary([sys.executable, "-c", CORES_OF], 30)[1].decode().strip() == str(sorted(cores))
+            assert cores_of_a_program() == str(sorted(cores))
     with claimed_core() as core:  # the claim was given back
         assert core == min(cores)
 
