@@ -1,13 +1,15 @@
-"""Fixtures shared by the whole suite: the real MIDI files beside the repository and one local Ray."""
+"""Fixtures for the whole suite: the real MIDI files in tests/data/midi (or the bigger folder that
+MUSIC_SCALING_MIDI names, of the same layout), one local Ray, a prepared data folder and a micro sweep."""
 
 import os
 from pathlib import Path
 
 import pytest
 import ray
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
-MIDI_DIR = Path(os.environ.get("MUSIC_SCALING_MIDI", REPO.parent / "shared" / "data" / "midi"))
+MIDI_DIR = Path(os.environ.get("MUSIC_SCALING_MIDI", REPO / "tests" / "data" / "midi"))
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +17,15 @@ def midi_dir():
     if not MIDI_DIR.is_dir():
         pytest.fail(f"real MIDI files not found at {MIDI_DIR} (set MUSIC_SCALING_MIDI)")
     return MIDI_DIR
+
+
+@pytest.fixture
+def one_thread():
+    # Tiny models on a 2-core machine: a second intra-op thread only adds contention.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +38,7 @@ def ray_local():
 
 @pytest.fixture(scope="session")
 def sweep_data(midi_dir, ray_local, tmp_path_factory):
-    """A data folder prepared by the real pipeline from the first 30 real POP909 files (~100k train tokens,
+    """A data folder prepared by the real pipeline from the first 30 real POP909 files (~230k train tokens,
     of which the tiny preset's epoch takes the first 12k)."""
     from preprocessing.pipeline import prepare
 

@@ -40,6 +40,7 @@ FIGURES = ("scaling_gpt", "scaling_lstm", "scaling_compare", "scaling_nonembed",
            "memory_vs_params", "sample_efficiency", "learning_curves")
 
 
+@pytest.mark.slow
 def test_analysis_of_a_real_micro_sweep_writes_every_file(micro_sweep):
     data = Path(json.loads((micro_sweep / "sweep.json").read_text())["data"]["location"])
     write_samples(micro_sweep, data)
@@ -81,6 +82,7 @@ def test_analysis_of_a_real_micro_sweep_writes_every_file(micro_sweep):
         assert f"({figure}.png)" in text
 
 
+@pytest.mark.slow
 def test_truncated_trials_are_fitted_only_when_asked(micro_sweep):
     from analysis.scaling import fit_trials
 
@@ -89,6 +91,7 @@ def test_truncated_trials_are_fitted_only_when_asked(micro_sweep):
     assert fit_trials(trials, include_truncated=True, n_boot=0)["gpt"]["params"]["fit"].n.size == len(SIZES)
 
 
+@pytest.mark.slow
 def test_too_few_trials_give_a_message_and_no_fit(micro_sweep):
     from analysis.scaling import fit_trials
 

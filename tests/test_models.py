@@ -9,13 +9,7 @@ from models.lstm import match_lstm
 from models.sizes import GPT_SHAPES, STUDY_PARAMS, STUDY_VOCAB_SIZE
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models on a shared 2-core machine: a second intra-op thread only adds contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def meta_model(arch, size, vocab_size, **overrides):

@@ -13,13 +13,7 @@ from models.sampling import sample_next
 ARCHS = ("gpt", "lstm")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models on a shared 2-core machine: a second intra-op thread only adds contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def batch(vocab_size, batch_size, block_size, seed=0):

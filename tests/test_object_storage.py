@@ -31,6 +31,8 @@ from preprocessing.abc_tools import MIDI2ABC_FLAGS
 from preprocessing.convert import convert_batch
 from preprocessing.inputs import resolve_inputs
 
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class Store:

@@ -28,6 +28,7 @@ def epoch_tokens(data_dir, config):
     return (train - 1) // block * block
 
 
+@pytest.mark.slow
 def test_micro_sweep_trials_report_every_metric_and_one_exact_epoch(micro_sweep, sweep_data):
     config = load_config("tiny", [f"sizes=[{','.join(MICRO_SIZES)}]"])
     dirs = trial_dirs(micro_sweep)

@@ -16,6 +16,8 @@ from sweep.batches import evaluation_batches
 from sweep.config import load_config
 from test_sweep import reports, trial_dirs
 
+pytestmark = pytest.mark.slow
+
 
 def best_command(*args):
     return [sys.executable, str(REPO / "sweep" / "run.py"), "best", *map(str, args)]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import ray
 import torch
 
@@ -15,6 +16,8 @@ from test_sweep import epoch_tokens, reports, trial_dirs
 from sweep_support import run_sweep_in_process, sweep_command
 from sweep.config import load_config
 from sweep.training import STATE_FILE
+
+pytestmark = pytest.mark.slow
 
 
 def test_killed_trial_resumes_from_its_checkpoint_and_sees_each_token_once(sweep_data, ray_local, tmp_path):

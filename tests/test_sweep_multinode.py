@@ -22,6 +22,8 @@ from test_sweep_faults import finished, wait_for
 from sweep_support import sweep_command
 from sweep.config import load_config
 
+pytestmark = pytest.mark.slow
+
 # A lost node is noticed within a few seconds instead of the default ~30.
 FAST_NODE_DEATH = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "500",
                    "RAY_health_check_failure_threshold": "3", "RAY_USAGE_STATS_ENABLED": "0",
