@@ -28,6 +28,8 @@ def save(fig, path):
 def draw_scaling(ax, trials, fits, arch, scale, include_truncated):
     """Points of one architecture (hollow: left out of the fit), its fitted curve and interval band."""
     rows = trials[(trials["arch"] == arch) & trials["val_loss"].notna()]
+    if rows.empty:
+        return False
     used = usable_trials(rows, include_truncated)
     left_out = rows.drop(used.index)
     ax.scatter(used[scale], used["val_loss"], color=color(arch), label=f"{arch} trials", zorder=3)
@@ -42,18 +44,21 @@ def draw_scaling(ax, trials, fits, arch, scale, include_truncated):
         band = fit.band(grid)
         if band is not None:
             ax.fill_between(grid, *band, color=color(arch), alpha=0.2, label=f"{arch} 95% band")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(SCALE_LABELS[scale])
-    ax.set_ylabel(LOSS_LABEL)
+    return True
 
 
 def plot_scaling(trials, fits, archs, scale, path, include_truncated=False, title=None):
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for arch in archs:
-        draw_scaling(ax, trials, fits, arch, scale, include_truncated)
+    drawn = [draw_scaling(ax, trials, fits, arch, scale, include_truncated) for arch in archs]
+    if any(drawn):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no trial with a validation loss yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel(SCALE_LABELS[scale])
+    ax.set_ylabel(LOSS_LABEL)
     ax.set_title(title or f"loss vs {SCALES[scale]}")
-    ax.legend(fontsize=7)
     return save(fig, path)
 
 

@@ -149,9 +149,23 @@ def left_out_reason(trial):
     return f"{trial.arch} {trial.size} ({trial.status}{error})"
 
 
-def write_report(path, results_dir, trials, trials_used, fits, figures, samples, best, include_truncated):
-    """samples: (per-sample table, summary) or (None, None); best: best/metrics.json or None."""
+def trials_used_line(trials, trials_used, include_truncated, missing):
     left_out = trials.drop(trials_used.index)
+    parts = []
+    if missing:
+        parts.append(f"Planned by the sweep but not found (no trial folder): {', '.join(missing)}.")
+    if len(left_out):
+        parts.append(f"Left out of the fits: {', '.join(left_out_reason(r) for r in left_out.itertuples())}.")
+    if not parts:
+        parts.append("Every planned trial is found and used in the fits.")
+    if not include_truncated:
+        parts.append("Trials cut by their time budget are left out (--include-truncated keeps them).")
+    return " ".join(parts)
+
+
+def write_report(path, results_dir, trials, trials_used, fits, figures, samples, best, include_truncated, missing):
+    """samples: (per-sample table, summary) or (None, None); best: best/metrics.json or None; missing: the
+    planned trials without a folder."""
     lines = [
         f"# Scaling analysis: {results_dir}",
         "",
@@ -163,10 +177,7 @@ def write_report(path, results_dir, trials, trials_used, fits, figures, samples,
         "",
         trials_table(trials),
         "",
-        (f"Left out of the fits: {', '.join(left_out_reason(r) for r in left_out.itertuples())}."
-         if len(left_out) else "Every trial is used in the fits.")
-        + ("" if include_truncated else " Trials cut by their time budget are left out (--include-truncated "
-                                        "keeps them)."),
+        trials_used_line(trials, trials_used, include_truncated, missing),
         "",
         "## Fits",
         "",

@@ -7,49 +7,67 @@ import argparse
 import json
 import sys
 import tempfile
-from pathlib import Path
 
-from analysis.load import load_results, local_folder, open_storage, output_folder, publish, read_sweep_config, read_text
+from analysis.load import load_results, local_folder, read_sweep_config, report_location, staged_output
 from analysis.plots import make_plots
 from analysis.report import write_report
 from analysis.samples import sample_quality
 from analysis.scaling import fit_trials, fits_to_json, usable_trials
+from preprocessing import storage
+from sweep.results import read_json
 
 USAGE_ERROR = 2
 
 
-def sweep_data_dir(results_dir):
+def sweep_data_dir(sweep_config):
     """The data location the sweep recorded in sweep.json, or None."""
-    data = read_sweep_config(results_dir).get("data")
+    data = sweep_config.get("data")
     return data.get("location") if isinstance(data, dict) else data
 
 
 def best_metrics(results_dir):
-    filesystem, root = open_storage(results_dir)
-    text = read_text(filesystem, f"{root}/best/metrics.json")
-    return json.loads(text) if text else None
+    return read_json(storage.join(results_dir, "best", "metrics.json"))
+
+
+class NoUsableTrialError(ValueError):
+    """Nothing to analyse yet: no trial finished with a validation loss."""
+
+
+def planned_trials(sweep_config):
+    """(arch, size) of every trial the sweep's config asked for; empty when sweep.json is missing."""
+    config = sweep_config.get("config") or {}
+    return [(arch, size) for arch in config.get("archs", []) for size in config.get("sizes", [])]
+
+
+def missing_trials(sweep_config, trials):
+    found = set(zip(trials["arch"], trials["size"]))
+    return [f"{arch} {size}" for arch, size in planned_trials(sweep_config) if (arch, size) not in found]
 
 
 def analyze(results_dir, data_dir=None, include_truncated=False, samples_dir=None, seed=0, n_boot=1000):
-    """Analyse the sweep stored at results_dir (local or a pyarrow.fs URI); returns the path of report.md."""
+    """Analyse the sweep stored at results_dir (local or a URI); returns the location of report.md."""
     trials, curves = load_results(results_dir)
-    data_dir = data_dir or sweep_data_dir(results_dir)
-    out = output_folder(results_dir)
-    trials.to_csv(out / "trials.csv", index=False)
-    curves.to_parquet(out / "curves.parquet", index=False)
-    fits = fit_trials(trials, include_truncated, seed=seed, n_boot=n_boot)
-    (out / "fits.json").write_text(json.dumps(
-        {"include_truncated": include_truncated, "fits": fits_to_json(fits)}, indent=1))
-    figures = make_plots(trials, curves, fits, out, include_truncated)
-    with tempfile.TemporaryDirectory(prefix="samples-") as scratch:
-        samples = samples_dir or local_folder(results_dir, "best/samples", scratch)
-        quality = sample_quality(samples, out / "samples", data_dir) if samples else (None, None)
-    if quality[1] is not None:
-        (out / "samples.json").write_text(json.dumps(quality[1], indent=1))
-    write_report(out / "report.md", results_dir, trials, usable_trials(trials, include_truncated), fits, figures,
-                 quality, best_metrics(results_dir), include_truncated)
-    location = publish(out, results_dir)
-    return f"{location}/report.md" if isinstance(location, str) else Path(location) / "report.md"
+    used = usable_trials(trials, include_truncated)
+    if used.empty:
+        counts = ", ".join(f"{n} {status}" for status, n in trials["status"].value_counts().items())
+        raise NoUsableTrialError(f"no usable trial in {results_dir} yet ({counts}): nothing to fit or report")
+    sweep_config = read_sweep_config(results_dir)
+    data_dir = data_dir or sweep_data_dir(sweep_config)
+    with staged_output(results_dir) as out:
+        trials.to_csv(out / "trials.csv", index=False)
+        curves.to_parquet(out / "curves.parquet", index=False)
+        fits = fit_trials(trials, include_truncated, seed=seed, n_boot=n_boot)
+        (out / "fits.json").write_text(json.dumps(
+            {"include_truncated": include_truncated, "fits": fits_to_json(fits)}, indent=1))
+        figures = make_plots(trials, curves, fits, out, include_truncated)
+        with tempfile.TemporaryDirectory(prefix="samples-") as scratch:
+            samples = samples_dir or local_folder(results_dir, "best/samples", scratch)
+            quality = sample_quality(samples, out / "samples", data_dir) if samples else (None, None)
+        if quality[1] is not None:
+            (out / "samples.json").write_text(json.dumps(quality[1], indent=1))
+        write_report(out / "report.md", results_dir, trials, used, fits, figures, quality, best_metrics(results_dir),
+                     include_truncated, missing_trials(sweep_config, trials))
+    return report_location(results_dir)
 
 
 def parse_args(argv):

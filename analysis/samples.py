@@ -20,7 +20,7 @@ import pretty_midi  # noqa: E402
 import symusic  # noqa: E402
 from scipy.spatial.distance import jensenshannon  # noqa: E402
 
-from analysis.load import open_storage, read_bytes, read_text  # noqa: E402
+from preprocessing import storage  # noqa: E402
 from preprocessing.abc_tokens import Vocabulary, tokenize_with_kinds  # noqa: E402
 from preprocessing.abc_tools import abc_to_midi, render_tunes  # noqa: E402
 
@@ -109,12 +109,12 @@ def distributions(midi_paths):
 
 def reference_tunes(data_dir, limit=REFERENCE_TUNES):
     """The first `limit` test tunes, decoded from tokens/test.bin with meta.json's vocabulary."""
-    filesystem, root = open_storage(data_dir)
-    meta_text = read_text(filesystem, f"{root}/meta.json")
-    if meta_text is None:
-        raise FileNotFoundError(f"{data_dir}/meta.json not found: is it a prepared data folder?")
-    vocab = Vocabulary.from_meta(json.loads(meta_text))
-    ids = np.frombuffer(read_bytes(filesystem, f"{root}/tokens/test.bin"), dtype=np.uint16)
+    try:
+        meta = json.loads(storage.read_text(storage.join(data_dir, "meta.json")))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{data_dir}/meta.json not found: is it a prepared data folder?") from None
+    vocab = Vocabulary.from_meta(meta)
+    ids = np.frombuffer(storage.read_bytes(storage.join(data_dir, "tokens", "test.bin")), dtype=np.uint16)
     ends = np.flatnonzero(ids == vocab.eot_id)[:limit]
     starts = np.concatenate([[0], ends[:-1] + 1])
     return [vocab.decode(ids[start:end]) for start, end in zip(starts, ends)]

@@ -1,10 +1,11 @@
 """Sweep speed, measured (not asserted).
 
-1. Tokens/s of one trial under Ray Tune against a bare loop training the same model on the same shards with
-   the same code, in this run: one epoch each (the preset's cap), one thread each, end to end (data, model
-   build, steps, final validation). Goal: Tune / bare >= 0.9 on CPU.
+1. Tokens/s of the one Trainer (sweep/trainer.py), run bare in this process and as a Ray Tune trial, against a
+   bare loop of the same model steps on the same batches (no validation schedule, reports or budget), in
+   this run: one epoch each (the preset's cap), one thread each, end to end (data, model build, steps, final
+   validation). Goal: Tune / bare >= 0.9 on CPU.
 2. With --demo: the demo's wall time (`python sweep/run.py` in a fresh folder), split into preparation,
-   sweep and report as the command prints them.
+   sweep, best model and report as the command prints them.
 
     python benchmarks/bench_sweep.py --data data/music21 [--model gpt-cpu-medium] [--tokens 200000] [--demo]
 """
@@ -21,10 +22,9 @@ import ray
 import torch
 
 from preprocessing.shards import load_meta, read_split
-from sweep.batches import EpochWindows
 from sweep.config import load_config
 from sweep.experiment import new_tuner
-from sweep.training import evaluate, learning_rate, make_train_step
+from sweep.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,23 +35,32 @@ def bench_config(model, tokens):
                                 "train.val_points=0"])
 
 
+def trainer(config, data_dir):
+    t = config.train
+    return Trainer(t, config.archs[0], config.sizes[0], config.seed, load_meta(data_dir),
+                   read_split(data_dir, "train")[:t.max_train_tokens], read_split(data_dir, "val"), t.time_budget_s)
+
+
 def bare_loop(config, data_dir):
-    """The trial's work without Ray: build, one epoch of steps, final validation; returns tokens/s."""
-    torch.set_num_threads(int(config["resources"]["cpus_per_trial"]))
+    """The irreducible work: build, one epoch of steps at a fixed LR, final validation; returns tokens/s."""
+    torch.set_num_threads(int(config.resources.cpus_per_trial))
     began = time.perf_counter()
-    c = {**config["train"], "arch": config["archs"][0], "size": config["sizes"][0], "seed": config["seed"]}
-    meta = load_meta(data_dir)
-    windows = EpochWindows(read_split(data_dir, "train")[: c["max_train_tokens"]], c["block_size"],
-                           c["batch_size"], c["seed"])
-    step_fn = make_train_step(c, meta["vocab_size"], "cpu")
-    tokens = 0
-    for step in range(windows.steps):
-        x, y = windows.batch(step)
-        loss = step_fn(x, y, learning_rate(step, windows.steps, c))
-        tokens += y.numel()
+    run = trainer(config, data_dir)
+    for step in range(run.windows.steps):
+        x, y = run.windows.batch(step)
+        loss = run.step_fn(x, y, config.train.learning_rate)
     float(loss)
-    evaluate(step_fn, read_split(data_dir, "val"), c["block_size"], c["val_batch_size"])
-    return tokens / (time.perf_counter() - began)
+    run.validate()
+    return run.windows.tokens_per_epoch / (time.perf_counter() - began)
+
+
+def bare_trainer(config, data_dir):
+    """The Trainer's own loop in this process; returns tokens/s."""
+    torch.set_num_threads(int(config.resources.cpus_per_trial))
+    began = time.perf_counter()
+    run = trainer(config, data_dir)
+    run.run()
+    return run.tokens_seen / (time.perf_counter() - began)
 
 
 def tune_trial(config, data_dir, storage):
@@ -69,6 +78,7 @@ def bench_tune_vs_bare(data_dir, model, tokens):
     try:
         with tempfile.TemporaryDirectory() as storage:
             bare = bare_loop(config, data_dir)
+            plain = bare_trainer(config, data_dir)
             tuned, fit_s, final = tune_trial(config, data_dir, storage)
             bare_again = bare_loop(config, data_dir)  # before and after: the machine's load drifts
     finally:
@@ -76,6 +86,7 @@ def bench_tune_vs_bare(data_dir, model, tokens):
     bare = (bare + bare_again) / 2
     print(f"model {model}, {final['tokens_seen']} tokens (one capped epoch), 1 thread each")
     print(f"bare loop          {bare:10.0f} tokens/s (mean of runs before and after)")
+    print(f"Trainer, no Tune   {plain:10.0f} tokens/s   ratio {plain / bare:.3f}")
     print(f"Tune trial         {tuned:10.0f} tokens/s over the trial's wall time ({final['wall_s']:.1f} s)")
     print(f"ratio Tune / bare  {tuned / bare:10.3f}   (goal >= 0.9)")
     print(f"Tuner.fit() wall   {fit_s:10.1f} s (trial {final['wall_s']:.1f} s + Ray actor start and bookkeeping)")

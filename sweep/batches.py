@@ -1,35 +1,40 @@
-"""One epoch as shuffled, non-overlapping windows of a token shard, addressable by step for exact resumes.
+"""Epochs of shuffled, non-overlapping windows of a token shard, addressable by step for exact resumes.
 
-Window i holds inputs tokens[i*B : i*B+B] and targets tokens[i*B+1 : i*B+B+1], so across the windows every
-training token is predicted exactly once (the last < B tokens that do not fill a window are left out).
-The order is a permutation drawn from the seed alone, so a restarted trial rebuilds it and goes on at its step.
+Window i holds inputs tokens[i*B : i*B+B] and targets tokens[i*B+1 : i*B+B+1], so across an epoch's windows
+every training token is predicted exactly once (the last < B tokens that do not fill a window are left out).
+Epoch e's order is a permutation drawn from seed + e alone, so a restarted run rebuilds it and goes on at its step.
 """
+
+import functools
 
 import numpy as np
 import torch
 
 
 class EpochWindows:
-    def __init__(self, tokens, block_size, batch_size, seed):
+    def __init__(self, tokens, block_size, batch_size, seed, epochs=1):
         self.tokens = tokens
         self.block_size = block_size
         self.batch_size = batch_size
+        self.seed = seed
         self.num_windows = (len(tokens) - 1) // block_size
         if self.num_windows < 1:
             raise ValueError(f"{len(tokens)} tokens do not fill one window of {block_size}")
-        self.order = np.random.default_rng(seed).permutation(self.num_windows)
+        self.steps_per_epoch = -(-self.num_windows // batch_size)
+        self.steps = epochs * self.steps_per_epoch
+        self.order_of = functools.lru_cache(maxsize=1)(self._order)
 
     @property
     def tokens_per_epoch(self):
         return self.num_windows * self.block_size
 
-    @property
-    def steps(self):
-        return -(-self.num_windows // self.batch_size)
+    def _order(self, epoch):
+        return np.random.default_rng(self.seed + epoch).permutation(self.num_windows)
 
     def batch(self, step):
-        """Inputs and targets (int64, [n, block_size]) of the step-th batch; the last batch may be smaller."""
-        starts = self.order[step * self.batch_size : (step + 1) * self.batch_size] * self.block_size
+        """Inputs and targets (int64, [n, block_size]) of the step-th batch; an epoch's last batch may be smaller."""
+        epoch, step = divmod(step, self.steps_per_epoch)
+        starts = self.order_of(epoch)[step * self.batch_size : (step + 1) * self.batch_size] * self.block_size
         return windows_at(self.tokens, starts, self.block_size)
 
 

@@ -1,10 +1,11 @@
 """Sweep presets (YAML in sweep/presets/) and their validation, done in full before Ray starts.
 
-A config is a nested dict: top-level fields, `train` (the per-trial training settings, passed flat to each
-trial), `resources` (per-trial CPUs and GPU shares by size) and `best` (the best-model run).
+A config is a frozen SweepConfig: top-level fields, `train` (how each model trains), `resources` (per-trial
+CPUs and GPU shares by size) and `best` (the best-model run). Each field carries the rule that checks it.
 """
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 
@@ -85,72 +86,102 @@ def _gpu_shares(field, value):
     return {str(size): share(f"{field}.{size}", v) for size, v in value.items()}
 
 
-SCHEMA = {
-    "archs": _list_of(_choice(ARCHS)),
-    "sizes": _sizes,
-    "seed": _number(int, 0),
-    "max_concurrent_trials": _number(int, 0),
-    "max_failures": _number(int, 0),
-    "train": {
-        "block_size": _number(int, 2),
-        "batch_size": _number(int, 1),
-        "learning_rate": _number(float, 0, low_open=True),
-        "min_learning_rate": _number(float, 0),
-        "warmup_fraction": _number(float, 0, 1),
-        "betas": _list_of(_number(float, 0, 1), length=2),
-        "weight_decay": _number(float, 0),
-        "grad_clip": _number(float, 0),
-        "dropout": _number(float, 0, 1),
-        "compile": _boolean,
-        "report_every": _number(int, 1),
-        "checkpoint_every": _number(int, 1),
-        "checkpoint_min_s": _number(float, 0),
-        "val_points": _number(int, 0),
-        "val_batch_size": _number(int, 1),
-        "time_budget_s": _number(float, 0, low_open=True),
-        "max_train_tokens": _number(int, 0),
-        "crash_at_step": _number(int, 0),
-    },
-    "resources": {
-        "cpus_per_trial": _number(float, 0, low_open=True),
-        "gpus_per_trial": _gpu_shares,
-    },
-    "best": {
-        "eval_every": _number(int, 1),
-        "temperatures": _list_of(_number(float, 0, low_open=True)),
-        "samples_per_temperature": _number(int, 1),
-        "top_k": _number(int, 0),
-        "max_new_tokens": _number(int, 1),
-        "max_epochs": _number(int, 1),
-    },
-}
+def setting(check):
+    """A config field and the rule that checks (and converts) its value."""
+    return dataclasses.field(metadata={"check": check})
 
 
-def _check(schema, raw, prefix=""):
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How one model trains: passed to each trial, and to the best-model run."""
+    block_size: int = setting(_number(int, 2))
+    batch_size: int = setting(_number(int, 1))
+    learning_rate: float = setting(_number(float, 0, low_open=True))
+    min_learning_rate: float = setting(_number(float, 0))
+    warmup_fraction: float = setting(_number(float, 0, 1))
+    betas: list = setting(_list_of(_number(float, 0, 1), length=2))
+    weight_decay: float = setting(_number(float, 0))
+    grad_clip: float = setting(_number(float, 0))
+    dropout: float = setting(_number(float, 0, 1))
+    compile: bool = setting(_boolean)
+    report_every: int = setting(_number(int, 1))
+    checkpoint_every: int = setting(_number(int, 1))
+    checkpoint_min_s: float = setting(_number(float, 0))
+    val_points: int = setting(_number(int, 0))
+    val_batch_size: int = setting(_number(int, 1))
+    time_budget_s: float = setting(_number(float, 0, low_open=True))
+    max_train_tokens: int = setting(_number(int, 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourcesConfig:
+    cpus_per_trial: float = setting(_number(float, 0, low_open=True))
+    gpus_per_trial: dict = setting(_gpu_shares)
+
+
+@dataclasses.dataclass(frozen=True)
+class BestConfig:
+    """The best-model run: validation pace, epochs at most, and its samples."""
+    eval_every: int = setting(_number(int, 1))
+    temperatures: list = setting(_list_of(_number(float, 0, low_open=True)))
+    samples_per_temperature: int = setting(_number(int, 1))
+    top_k: int = setting(_number(int, 0))
+    max_new_tokens: int = setting(_number(int, 1))
+    max_epochs: int = setting(_number(int, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    archs: list = setting(_list_of(_choice(ARCHS)))
+    sizes: list = setting(_sizes)
+    seed: int = setting(_number(int, 0))
+    max_concurrent_trials: int = setting(_number(int, 0))
+    max_failures: int = setting(_number(int, 0))
+    train: TrainConfig = setting(None)
+    resources: ResourcesConfig = setting(None)
+    best: BestConfig = setting(None)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _check(cls, raw, prefix=""):
+    """cls built from raw, every field checked by its rule (sections recursively); unknown or missing
+    fields are errors."""
     if not isinstance(raw, dict):
         raise ConfigError(prefix.rstrip(".") or "config", f"expected a mapping, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
-        if key not in schema:
-            raise ConfigError(f"{prefix}{key}", f"unknown field (known: {', '.join(schema)})")
+        if key not in fields:
+            raise ConfigError(f"{prefix}{key}", f"unknown field (known: {', '.join(fields)})")
     checked = {}
-    for key, rule in schema.items():
-        field = f"{prefix}{key}"
+    for key, field in fields.items():
+        name = f"{prefix}{key}"
         if key not in raw:
-            raise ConfigError(field, "missing")
-        checked[key] = _check(rule, raw[key], f"{field}.") if isinstance(rule, dict) else rule(field, raw[key])
-    return checked
+            raise ConfigError(name, "missing")
+        rule = field.metadata["check"]
+        checked[key] = _check(field.type, raw[key], f"{name}.") if rule is None else rule(name, raw[key])
+    return cls(**checked)
 
 
 def validate(raw):
-    """The checked config (numbers converted), or ConfigError naming the first bad field."""
-    config = _check(SCHEMA, raw)
-    train = config["train"]
-    if train["min_learning_rate"] > train["learning_rate"]:
+    """The checked SweepConfig (numbers converted), or ConfigError naming the first bad field."""
+    config = _check(SweepConfig, raw)
+    if config.train.min_learning_rate > config.train.learning_rate:
         raise ConfigError("train.min_learning_rate", "must not exceed train.learning_rate")
-    missing = [size for size in config["sizes"] if size not in config["resources"]["gpus_per_trial"]]
+    missing = [size for size in config.sizes if size not in config.resources.gpus_per_trial]
     if missing:
         raise ConfigError("resources.gpus_per_trial", f"no GPU share for sizes {missing}")
     return config
+
+
+def check_fits(train, train_tokens):
+    """ConfigError when the epoch (train_tokens, or the first max_train_tokens) fills no window."""
+    epoch = min(train_tokens, train.max_train_tokens or train_tokens)
+    if (epoch - 1) // train.block_size < 1:
+        field = "train.max_train_tokens" if (train_tokens - 1) // train.block_size else "train.block_size"
+        raise ConfigError(field, f"an epoch of {epoch} training tokens fills no window of train.block_size "
+                                 f"{train.block_size} tokens")
 
 
 def preset_names():
@@ -190,9 +221,9 @@ def trial_space(config, data):
     from ray import tune
 
     return {
-        "arch": tune.grid_search(config["archs"]),
-        "size": tune.grid_search(config["sizes"]),
-        "seed": config["seed"],
+        "arch": tune.grid_search(config.archs),
+        "size": tune.grid_search(config.sizes),
+        "seed": config.seed,
         "data": data,
-        **config["train"],
+        "train": dataclasses.asdict(config.train),
     }

@@ -4,25 +4,30 @@ results/<NAME>/ is Tune's own storage for the experiment; sweep.json beside the 
 validated config and the data it ran on, so `--resume NAME` rebuilds the same trainable from it alone.
 """
 
+import fcntl
 import json
-from pathlib import Path
+import os
+import re
+import socket
 
-import pyarrow.fs
 from ray import tune
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-from sweep.config import trial_space
-from sweep.data import is_uri
+from preprocessing import storage
+from sweep.config import ConfigError, trial_space
+from sweep.results import SWEEP_FILE
 from sweep.trial import train_trial
 
-SWEEP_FILE = "sweep.json"
 # Tune's per-trial stopper only backs the trial's own budget check up; it fires when a trial overruns badly.
 BUDGET_BACKSTOP = 1.25
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+LOCK_FILE = ".driver.lock"
+held_claims = []  # the lock files this driver holds open until it exits
 
 
 def trial_resources(resources, use_gpu):
     """Tune's resource function: CPUs for every trial, plus the size's GPU share when the cluster has GPUs."""
-    cpus, gpu_shares = resources["cpus_per_trial"], resources["gpus_per_trial"]
+    cpus, gpu_shares = resources.cpus_per_trial, resources.gpus_per_trial
 
     def of_config(trial_config):
         bundle = {"CPU": cpus}
@@ -33,16 +38,16 @@ def trial_resources(resources, use_gpu):
     return of_config
 
 
-def trainable(config, use_gpu):
-    return tune.with_resources(train_trial, trial_resources(config["resources"], use_gpu))
+def trainable(config, use_gpu, train_fn=train_trial):
+    return tune.with_resources(train_fn, trial_resources(config.resources, use_gpu))
 
 
-def run_config(config, name, storage, verbose):
+def run_config(config, name, storage_root, verbose):
     return tune.RunConfig(
         name=name,
-        storage_path=storage_path(storage),
-        stop={"time_total_s": config["train"]["time_budget_s"] * BUDGET_BACKSTOP},
-        failure_config=tune.FailureConfig(max_failures=config["max_failures"]),
+        storage_path=storage.normalize(storage_root),
+        stop={"time_total_s": config.train.time_budget_s * BUDGET_BACKSTOP},
+        failure_config=tune.FailureConfig(max_failures=config.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         verbose=verbose,
     )
@@ -54,13 +59,13 @@ def trial_name(trial):
 
 
 def tune_config(config):
-    return tune.TuneConfig(max_concurrent_trials=config["max_concurrent_trials"] or None,
+    return tune.TuneConfig(max_concurrent_trials=config.max_concurrent_trials or None,
                            trial_name_creator=trial_name, trial_dirname_creator=trial_name)
 
 
-def new_tuner(config, data, name, storage, use_gpu, verbose=1):
-    return tune.Tuner(trainable(config, use_gpu), param_space=trial_space(config, data),
-                      tune_config=tune_config(config), run_config=run_config(config, name, storage, verbose))
+def new_tuner(config, data, name, storage_root, use_gpu, verbose=1, train_fn=train_trial):
+    return tune.Tuner(trainable(config, use_gpu, train_fn), param_space=trial_space(config, data),
+                      tune_config=tune_config(config), run_config=run_config(config, name, storage_root, verbose))
 
 
 def restored_tuner(path, config, use_gpu):
@@ -68,25 +73,39 @@ def restored_tuner(path, config, use_gpu):
     return tune.Tuner.restore(str(path), trainable(config, use_gpu), resume_unfinished=True, resume_errored=True)
 
 
-def storage_path(storage):
-    return str(storage) if is_uri(storage) else str(Path(storage).resolve())
+def experiment_path(storage_root, name, field="--name"):
+    """results_dir of the sweep `name`; ConfigError when the name is not one plain folder name."""
+    if not NAME.fullmatch(name):
+        raise ConfigError(field, f"a sweep's name is one folder name of letters, digits, '.', '_' and '-', "
+                                 f"got {name!r}")
+    return storage.join(storage_root, name)
 
 
-def experiment_path(storage, name):
-    return f"{storage_path(storage).rstrip('/')}/{name}"
+def claim(results_dir, resume):
+    """Make results_dir this driver's before any work: a new sweep refuses a folder that holds one already, a
+    resumed one needs it, and on a local or shared file system two drivers never run one sweep at once (a lock
+    held until this process exits). Object stores offer no lock: there the first check is all."""
+    field = "--resume" if resume else "--name"
+    if not storage.is_uri(results_dir):
+        os.makedirs(results_dir, exist_ok=True)
+        lock = open(os.path.join(results_dir, LOCK_FILE), "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise ConfigError(field, f"{results_dir} is in use by another sweep driver ({lock.read().strip()}): "
+                                     "wait for it to end, or choose another --name") from None
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        lock.flush()
+        held_claims.append(lock)
+    exists = storage.kind(storage.join(results_dir, SWEEP_FILE)) == "file"
+    if exists and not resume:
+        raise ConfigError(field, f"{results_dir} holds a sweep already: continue it with --resume, or choose "
+                                 "another --name")
+    if resume and not exists:
+        raise ConfigError(field, f"{results_dir}/{SWEEP_FILE} not found: is {results_dir} a sweep's results folder?")
 
 
-def write_sweep_file(storage, name, record):
-    filesystem, root = pyarrow.fs.FileSystem.from_uri(experiment_path(storage, name))
-    filesystem.create_dir(root, recursive=True)
-    with filesystem.open_output_stream(f"{root}/{SWEEP_FILE}") as f:
-        f.write(json.dumps(record, indent=1).encode())
-
-
-def read_sweep_file(path):
-    filesystem, root = pyarrow.fs.FileSystem.from_uri(str(path) if is_uri(path) else str(Path(path).resolve()))
-    try:
-        with filesystem.open_input_stream(f"{root}/{SWEEP_FILE}") as f:
-            return json.loads(f.read())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}/{SWEEP_FILE} not found: is {path} a sweep's results folder?") from None
+def write_sweep_file(results_dir, record):
+    storage.write_text(storage.join(results_dir, SWEEP_FILE), json.dumps(record, indent=1))

@@ -1,7 +1,7 @@
 """The command users type.
 
-    python sweep/run.py                                   the demo: bundled corpus, CPU sizes, local Ray,
-                                                          a short best-model run with samples, report
+    python sweep/run.py                                   the demo (sweep/demo.py): bundled corpus, CPU sizes,
+                                                          local Ray, a short best-model run with samples, report
     python sweep/run.py --data DIR --preset full [--name NAME] [--storage DIR|s3://...] [--set key=value ...]
     python sweep/run.py --resume NAME [--storage ...]     continue an interrupted sweep
     python sweep/run.py best --data DIR (--from results/NAME | --model gpt-xl) --time-budget 2h
@@ -10,20 +10,19 @@ The config and the data folder are checked before Ray starts: a bad one stops wi
 """
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
 
 import ray
 
-from preprocessing.shards import load_meta
-from sweep.config import ConfigError, load_config, preset_names, validate
-from sweep.data import is_uri, local_data_dir, resolve_location
-from sweep.experiment import (experiment_path, new_tuner, read_sweep_file, restored_tuner, write_sweep_file)
+from preprocessing import storage
+from preprocessing.shards import verify_shards
+from sweep.config import ConfigError, check_fits, load_config, preset_names, validate
+from sweep.data import local_data_dir
+from sweep.experiment import claim, experiment_path, new_tuner, restored_tuner, write_sweep_file
+from sweep.results import read_sweep_file
 
-DEMO_DATA = Path("data/music21")
-DEMO_BEST_BUDGET = "90s"  # the demo's best-model run: enough for samples that look like tunes
 RESULTS = Path("results")
 USAGE_ERROR = 2
 
@@ -31,8 +30,8 @@ USAGE_ERROR = 2
 def parse_sweep_args(argv):
     parser = argparse.ArgumentParser(prog="sweep/run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", help="prepared data folder or object-store URI (default: the bundled "
-                                       f"music21 corpus, prepared into {DEMO_DATA} when missing or stale)")
+    parser.add_argument("--data", help="prepared data folder or object-store URI (default: the demo, on the "
+                                       "bundled music21 corpus)")
     parser.add_argument("--preset", default="demo", help=f"one of {', '.join(preset_names())}")
     parser.add_argument("--name", help="experiment name (default: <preset>-<date>-<time>)")
     parser.add_argument("--storage", default=str(RESULTS), help="results root: a folder or s3://... URI")
@@ -48,29 +47,16 @@ def fail(message):
     sys.exit(USAGE_ERROR)
 
 
-def data_summary(location):
-    """meta.json's gist for sweep.json; raises ConfigError naming --data when it is not a prepared folder."""
+def data_summary(location, config):
+    """meta.json's gist for sweep.json, once the data is verified and config's windows fit it; raises
+    ConfigError naming --data when it is not a sound prepared folder."""
     try:
-        meta = load_meta(local_data_dir(location))
+        meta = verify_shards(local_data_dir(location))
     except (FileNotFoundError, OSError, ValueError) as error:
         raise ConfigError("--data", str(error)) from None
-    return {"location": resolve_location(location), "vocab_size": meta["vocab_size"],
+    check_fits(config.train, meta["splits"]["train"]["tokens"])
+    return {"location": storage.normalize(location), "vocab_size": meta["vocab_size"],
             "vocab_sha256": meta["vocab_sha256"], "splits": meta["splits"]}
-
-
-def prepare_demo_data():
-    """The bundled corpus, prepared into data/music21 on the Ray this command runs: once, and again
-    when this version prepares it differently (conversion, tokenizer, settings or corpus changed)."""
-    from preprocessing.pipeline import DifferentRunError, prepare
-
-    print(f"The bundled music21 corpus, in {DEMO_DATA} (preparing it takes a few minutes, once):", flush=True)
-    began = time.perf_counter()
-    try:
-        prepare(["music21"], DEMO_DATA)
-    except DifferentRunError as error:  # the folder is this command's own copy of the corpus
-        print(f"{DEMO_DATA} was prepared with different {', '.join(error.differing)}: preparing it again", flush=True)
-        prepare(["music21"], DEMO_DATA, overwrite=True)
-    return time.perf_counter() - began
 
 
 def connect_ray():
@@ -81,87 +67,80 @@ def connect_ray():
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def start_sweep(args):
-    demo = args.data is None
+def claim_new_sweep(args, location):
+    """(config, data summary, results folder) of a new sweep, all checked and the folder claimed, before Ray
+    starts; a bad one stops the command, naming the field."""
     try:
         config = load_config(args.preset, args.set)
-        if not demo:
-            summary = data_summary(args.data)
+        name = args.name or f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path = experiment_path(args.storage, name)
+        summary = data_summary(location, config)
+        claim(path, resume=False)
     except ConfigError as error:
         fail(error)
-    use_gpu = connect_ray()
-    prepare_s = prepare_demo_data() if demo else 0.0
-    if demo:
-        summary = data_summary(DEMO_DATA)
-    name = args.name or f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    write_sweep_file(args.storage, name, {"name": name, "preset": args.preset, "overrides": args.set,
-                                          "config": config, "data": summary})
-    tuner = new_tuner(config, summary["location"], name, args.storage, use_gpu, verbose=0 if args.quiet else 1)
-    return tuner, experiment_path(args.storage, name), prepare_s
+    return config, summary, path
+
+
+def new_sweep(args, config, summary, path, use_gpu):
+    """The Tuner of a new sweep, with its sweep.json written."""
+    name = storage.normalize(path).rstrip("/").rsplit("/", 1)[-1]
+    write_sweep_file(path, {"name": name, "preset": args.preset, "overrides": args.set,
+                            "config": config.to_dict(), "data": summary})
+    return new_tuner(config, summary["location"], name, args.storage, use_gpu, verbose=0 if args.quiet else 1)
+
+
+def start_sweep(args):
+    config, summary, path = claim_new_sweep(args, args.data)
+    return new_sweep(args, config, summary, path, connect_ray()), path
 
 
 def resume_sweep(args):
-    path = experiment_path(args.storage, args.resume)
+    """The restored Tuner, once the folder is claimed and its sweep.json, name and data are checked. Tune
+    unpickles the folder's tuner.pkl: a results folder is trusted like code."""
     try:
+        path = experiment_path(args.storage, args.resume, "--resume")
+        claim(path, resume=True)
         record = read_sweep_file(path)
         config = validate(record["config"])
-    except (FileNotFoundError, ConfigError) as error:
+        if record.get("name") != args.resume:
+            raise ConfigError("--resume", f"{path}/sweep.json names the sweep {record.get('name')!r}, not "
+                                          f"{args.resume!r}: the folder was renamed or its files mixed")
+        data = data_summary(record["data"]["location"], config)
+        if data["splits"] != record["data"]["splits"]:
+            raise ConfigError("--resume", f"the data at {data['location']} changed since the sweep began")
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as error:
         fail(error)
-    use_gpu = connect_ray()
-    return restored_tuner(path, config, use_gpu), path
+    return restored_tuner(path, config, connect_ray()), path
 
 
-def run_demo_best(results_dir):
-    """The demo's best-model run: the sweep's best trial retrained briefly, tested, sampled."""
-    from sweep.best import best_main
-
-    print(f"Best-model run ({DEMO_BEST_BUDGET}): test loss and samples into {results_dir}/best", flush=True)
-    began = time.perf_counter()
-    best_main(["--data", str(DEMO_DATA), "--from", str(results_dir), "--time-budget", DEMO_BEST_BUDGET])
-    return time.perf_counter() - began
-
-
-def run_analysis(results_dir):
-    """The analysis report, when the analysis package is installed beside the sweep."""
-    if is_uri(results_dir) or importlib.util.find_spec("analysis.run") is None:
-        print("No analysis/ package here (or remote results): run python analysis/run.py on the results.")
-        return
-    from analysis.run import analyze
-
-    print(f"Report: {analyze(results_dir)}")
-
-
-def print_summary(results):
+def fit(tuner, path):
+    print(f"Results: {path} (continue an interrupted run with --resume {Path(path).name})", flush=True)
+    results = tuner.fit()
     rows = sorted((r.metrics.get("arch", "?"), r.metrics.get("size", "?"), r.metrics.get("val_loss", float("nan")),
                    r.metrics.get("tokens_seen", 0), r.metrics.get("truncated_by_budget")) for r in results)
     print(f"{'arch':6} {'size':12} {'val_loss':>9} {'tokens':>10} truncated")
     for arch, size, val_loss, tokens, truncated in rows:
         print(f"{arch:6} {size:12} {val_loss:9.4f} {tokens:10d} {truncated}")
+    return results
 
 
-def sweep_main(argv):
-    args = parse_sweep_args(argv)
-    began = time.perf_counter()
-    if args.resume:
-        tuner, path = resume_sweep(args)
-        prepare_s = 0.0
-    else:
-        tuner, path, prepare_s = start_sweep(args)
-    print(f"Results: {path} (continue an interrupted run with --resume {Path(path).name})", flush=True)
-    sweep_began = time.perf_counter()
-    results = tuner.fit()
-    sweep_s = time.perf_counter() - sweep_began
-    print_summary(results)
-    best_s = run_demo_best(path) if args.data is None and not args.resume and not results.num_errors else 0.0
-    report_began = time.perf_counter()
-    run_analysis(path)
-    print(f"Wall time: preparation {prepare_s:.0f} s, sweep {sweep_s:.0f} s, best model {best_s:.0f} s, "
-          f"report {time.perf_counter() - report_began:.0f} s, total {time.perf_counter() - began:.0f} s")
-    print(f"Results: {path}")
+def exit_code(results, path):
     if results.num_errors:
         print(f"{results.num_errors} trial(s) failed; see {path}", file=sys.stderr)
         return 1
     return 0
+
+
+def sweep_main(argv):
+    args = parse_sweep_args(argv)
+    if args.data is None and not args.resume:
+        from sweep.demo import run_demo
+
+        return run_demo(args)
+    tuner, path = resume_sweep(args) if args.resume else start_sweep(args)
+    results = fit(tuner, path)
+    print(f"Results: {path}\nAnalyse them with: python analysis/run.py {path}")
+    return exit_code(results, path)
 
 
 def main(argv=None):

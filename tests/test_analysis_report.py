@@ -2,6 +2,7 @@
 pipeline -> real Tune trials of sweep/trial.py, the largest size cut by its budget), then analysis/run.py."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,41 @@ def test_analysis_of_a_real_micro_sweep_writes_every_file(micro_sweep):
         assert f"({figure}.png)" in text
 
 
+def cut_last_report(trial_dir):
+    """The trial as Tune leaves it while it writes its next report line."""
+    text = (trial_dir / "result.json").read_text()
+    (trial_dir / "result.json").write_text(text[: text.rstrip().rfind("\n") + 20])
+
+
+@pytest.mark.slow
+def test_a_partial_sweep_gets_a_partial_report_naming_what_is_missing(micro_sweep, tmp_path):
+    results = shutil.copytree(micro_sweep, tmp_path / "partial", ignore=shutil.ignore_patterns("analysis", "best"))
+    gone = next(d for d in results.iterdir() if d.name.startswith(f"lstm-{SIZES[1]}_"))
+    shutil.rmtree(gone)
+    for trial_dir in results.glob("gpt-*"):
+        cut_last_report(trial_dir)  # the gpt trials are still running
+    done = subprocess.run([sys.executable, "analysis/run.py", str(results)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+    text = (results / "analysis" / "report.md").read_text()
+    assert f"Planned by the sweep but not found (no trial folder): lstm {SIZES[1]}." in text
+    assert f"gpt {SIZES[0]} (unfinished)" in text and "Every planned trial" not in text
+    assert len(pd.read_csv(results / "analysis" / "trials.csv")) == 2 * len(SIZES) - 1
+
+
+@pytest.mark.slow
+def test_no_usable_trial_is_a_message_and_no_output(micro_sweep, tmp_path):
+    results = shutil.copytree(micro_sweep, tmp_path / "running", ignore=shutil.ignore_patterns("analysis", "best"))
+    for trial_dir in results.glob("*-cpu-*"):
+        cut_last_report(trial_dir)
+    done = subprocess.run([sys.executable, "analysis/run.py", str(results)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+    assert f"no usable trial in {results} yet ({2 * len(SIZES)} unfinished)" in done.stderr
+    assert sorted(p.name for p in results.iterdir() if not p.name.startswith(("gpt-", "lstm-"))) == sorted(
+        p.name for p in micro_sweep.iterdir() if not p.name.startswith(("gpt-", "lstm-", "analysis", "best")))
+
+
 @pytest.mark.slow
 def test_truncated_trials_are_fitted_only_when_asked(micro_sweep):
     from analysis.scaling import fit_trials
@@ -115,9 +151,21 @@ def test_bad_results_folders_are_clear_errors(tmp_path, capsys):
     trial = tmp_path / "broken" / "trial_0"
     trial.mkdir(parents=True)
     (trial / "params.json").write_text(json.dumps({"arch": "gpt", "size": "cpu-tiny"}))
-    (trial / "result.json").write_text('{"val_loss": 5.0}\n{"val_loss": 4.\n')
+    (trial / "result.json").write_text('{"val_loss": 5.0}\n{"val_loss": 4.\n{"val_loss": 3.0}\n')
     with pytest.raises(ValueError, match=r"trial_0/result.json: line 2 is not JSON"):
         load_results(tmp_path / "broken")
+    (trial / "params.json").write_text('{"arch": "gpt", "si')
+    with pytest.raises(ValueError, match=r"trial_0/params.json is not valid JSON"):
+        load_results(tmp_path / "broken")
+
+
+def test_a_cut_last_report_is_a_trial_still_writing(tmp_path):
+    trial = tmp_path / "running" / "trial_0"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({"arch": "gpt", "size": "cpu-tiny"}))
+    (trial / "result.json").write_text('{"val_loss": 5.0, "tokens_seen": 10}\n{"val_loss": 4.')
+    trials, curves = load_results(tmp_path / "running")
+    assert trials.iloc[0]["status"] == "unfinished" and len(curves) == 1
 
 
 def test_a_failed_trial_is_marked_with_its_error(tmp_path):

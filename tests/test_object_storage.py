@@ -195,3 +195,11 @@ def test_a_sweep_on_bucket_data_and_storage_is_analysed_from_the_bucket(store, s
     last = json.loads(store.read(results[0]).decode().splitlines()[-1])
     assert list(trials.status) == ["ok"] and trials.val_loss[0] == pytest.approx(last["val_loss"])
     assert not Path(REPO / "results" / "in-bucket").exists(), "nothing of a bucket's run lands in the working folder"
+
+    run(["sweep/run.py", "best", "--data", store.uri("study/data"), "--from", store.uri("study/results/in-bucket"),
+         "--time-budget", "5s"], env)
+    best = json.loads(store.read("study/results/in-bucket/best/metrics.json"))
+    assert best["model"] == f"gpt-{last['size']}" and best["steps"] > 0
+    assert "study/results/in-bucket/best/checkpoint.pt" in store.files("study/results/in-bucket/best")
+    assert len(store.files("study/results/in-bucket/best/samples")) >= len(best["samples"])
+    assert not Path(REPO / "results" / "in-bucket").exists()

@@ -7,7 +7,7 @@ import pytest
 
 from preprocessing.shards import load_meta
 from sweep.config import ConfigError, apply_overrides, load_config, load_preset, preset_names
-from sweep.metrics import METRICS
+from sweep.results import METRICS
 from sweep.run import main
 from conftest import MICRO_SIZES, TRUNCATED_SIZE
 
@@ -23,8 +23,8 @@ def reports(trial_dir):
 def epoch_tokens(data_dir, config):
     """Tokens in one epoch of windows: of train.bin, or of its first max_train_tokens."""
     train = load_meta(data_dir)["splits"]["train"]["tokens"]
-    train = min(train, config["train"]["max_train_tokens"] or train)
-    block = config["train"]["block_size"]
+    train = min(train, config.train.max_train_tokens or train)
+    block = config.train.block_size
     return (train - 1) // block * block
 
 
@@ -47,9 +47,9 @@ def test_micro_sweep_trials_report_every_metric_and_one_exact_epoch(micro_sweep,
         assert len(lines) > 3, "a trial reports every few steps, not only at the end"
         assert final["tokens_seen"] == epoch_tokens(sweep_data, config)
         assert final["epoch_fraction"] == 1.0 and final["truncated_by_budget"] is False
-        assert sum("val_loss" in line for line in lines) == config["train"]["val_points"] + 1
+        assert sum("val_loss" in line for line in lines) == config.train.val_points + 1
     sweep_file = json.loads((micro_sweep / "sweep.json").read_text())
-    assert sweep_file["config"] == config
+    assert sweep_file["config"] == config.to_dict()
 
 
 @pytest.mark.parametrize("override, field", [
@@ -71,6 +71,7 @@ def test_every_preset_is_valid():
     for name in preset_names():
         load_config(name)
     assert apply_overrides(load_preset("full"), ["train.batch_size=8"])["train"]["batch_size"] == 8
+    assert load_config("full", ["train.batch_size=8"]).train.batch_size == 8
 
 
 def test_bad_preset_fails_fast_with_exit_code_2_before_ray_starts(sweep_data, tmp_path, capsys):

@@ -36,21 +36,21 @@ def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, swee
     assert metrics["wall_s"] < 15 + 10, "the time budget was not kept"
 
     # test loss is that of the saved (best on validation) checkpoint, over the whole test split
-    config = load_config("tiny")["train"]
+    config = load_config("tiny").train
     meta = load_meta(sweep_data)
     model = load_model(out / "checkpoint.pt", meta["vocab_sha256"])
     total, count = 0.0, 0
     with torch.no_grad():
-        for x, y in evaluation_batches(read_split(sweep_data, "test"), config["block_size"], config["val_batch_size"]):
+        for x, y in evaluation_batches(read_split(sweep_data, "test"), config.block_size, config.val_batch_size):
             total += model(x, y)[1].item() * y.numel()
             count += y.numel()
     assert metrics["test_loss"] == pytest.approx(total / count, rel=1e-4)
     assert metrics["test_perplexity"] == pytest.approx(math.exp(metrics["test_loss"]))
     assert metrics["best_val_loss"] < math.log(meta["vocab_size"])
 
-    best_config = load_config("tiny")["best"]
+    best_config = load_config("tiny").best
     samples = metrics["samples"]
-    assert len(samples) == len(best_config["temperatures"]) * best_config["samples_per_temperature"]
+    assert len(samples) == len(best_config.temperatures) * best_config.samples_per_temperature
     texts = [(out / "samples" / f"{sample['name']}.abc").read_text() for sample in samples]
     # A sample is whatever the model wrote: one trained for 15 s may end a tune at once (a CI run wrote "\n")
     assert all(bool(text) == (sample["tokens"] > 0) for text, sample in zip(texts, samples))

@@ -13,17 +13,18 @@ import torch
 
 from conftest import REPO
 from test_sweep import epoch_tokens, reports, trial_dirs
-from sweep_support import run_sweep_in_process, sweep_command
+from sweep_support import crashing_trial, run_sweep_in_process, sweep_command
 from sweep.config import load_config
-from sweep.training import STATE_FILE
+from sweep.trainer import STATE_FILE
 
 pytestmark = pytest.mark.slow
 
 
 def test_killed_trial_resumes_from_its_checkpoint_and_sees_each_token_once(sweep_data, ray_local, tmp_path):
     # checkpoints at steps 10, 20, ...; the trial's process dies at step 23, so steps 21-23 are done twice.
-    overrides = ["archs=[gpt]", "train.checkpoint_every=10", "train.report_every=5", "train.crash_at_step=23"]
-    results, experiment = run_sweep_in_process(sweep_data, tmp_path, "killed", overrides)
+    overrides = ["archs=[gpt]", "train.checkpoint_every=10", "train.report_every=5"]
+    results, experiment = run_sweep_in_process(sweep_data, tmp_path, "killed", overrides,
+                                               train_fn=crashing_trial(23))
     assert results.num_errors == 0, results.errors
     final = results[0].metrics
     assert final["tokens_seen"] == epoch_tokens(sweep_data, load_config("tiny", overrides))
