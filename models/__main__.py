@@ -32,7 +32,6 @@ def size_rows(vocab_size):
                                  flops=model.flops_per_token(),
                                  study=STUDY_PARAMS.get(size) if arch == "gpt" else None))
     return rows
-    return rows
 
 
 def print_table(rows, vocab_size):

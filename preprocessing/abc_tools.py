@@ -5,13 +5,11 @@ corpus, the sweep's samples and the validity checks of analysis), each tune in a
 own, where it writes its MIDI file.
 """
 
-import contextlib
-import functools
 import os
 import re
 import select
 import shutil
-import signal
+import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,34 +50,25 @@ def midi_to_abc(midi_path, flags=MIDI2ABC_FLAGS, timeout=10.0):
 
 
 def run_binary(args, timeout):
-    """Run a program without a shell: (returncode, stdout, stderr), or None when it ran past timeout (killed).
+    """Run a program without a shell and with an empty environment: (returncode, stdout, stderr), or None
+    when it ran past timeout (killed). No child is left behind, even when interrupted.
 
-    posix_spawn and two pipes polled up to the deadline, not subprocess.Popen: its own work cost a Ray worker
-    0.25 ms of CPU a midi2abc call, against 0.16 ms here (measured on POP909, 3 x 600 calls each). Once both
-    pipes are closed the program is exiting, so a plain blocking wait returns at once."""
-    deadline = time.monotonic() + timeout
-    out_read, out_write = os.pipe()
-    err_read, err_write = os.pipe()
-    output = None
-    try:
+    Not subprocess.run(timeout=...): after the output, its wait polls for the exit in sleeps of 1 ms, a large
+    share of a ~2.5 ms midi2abc call (benchmarks/README.md). Here the pipes are read up to the deadline; once
+    both are closed the program is exiting, so Popen's blocking wait on leaving the with-block returns at once."""
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}) as process:
+        output = None
         try:
-            pid = spawn(args, out_write, err_write)
+            output = read_until_closed(process, time.monotonic() + timeout)
         finally:
-            os.close(out_write)  # the child holds its own copies
-            os.close(err_write)
-        try:
-            output = read_until_closed(out_read, err_read, deadline)
-        finally:
-            if output is None:  # past the deadline, or interrupted: no child is left behind
-                kill(pid)
-    finally:
-        os.close(out_read)
-        os.close(err_read)
-    return None if output is None else (os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), *output)
+            if output is None:  # past the deadline, or interrupted
+                process.kill()
+    return None if output is None else (process.returncode, *output)
 
 
-def read_until_closed(out_read, err_read, deadline):
-    """Everything written to the two pipes until both are closed, (stdout, stderr); None past the deadline."""
+def read_until_closed(process, deadline):
+    """Everything the process writes to its stdout and stderr until it closes both; None past the deadline."""
+    out_read, err_read = process.stdout.fileno(), process.stderr.fileno()
     chunks = {out_read: [], err_read: []}
     poller = select.poll()
     for fd in chunks:
@@ -97,36 +86,6 @@ def read_until_closed(out_read, err_read, deadline):
                 poller.unregister(fd)
                 open_pipes -= 1
     return b"".join(chunks[out_read]), b"".join(chunks[err_read])
-
-
-def kill(pid):
-    """Kill a child and reap it, so that it is no zombie."""
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-
-
-def spawn(args, stdout, stderr):
-    """Start args[0] (a path) with its stdout and stderr on the given descriptors, no other descriptor of this
-    process (see close_inherited_on_exec) and an empty environment (the binaries read none of it); its pid.
-    It runs on the cores this thread may use (parallel.claimed_core)."""
-    close_inherited_on_exec()
-    return os.posix_spawn(args[0], args, {}, file_actions=[
-        (os.POSIX_SPAWN_DUP2, stdout, 1), (os.POSIX_SPAWN_DUP2, stderr, 2)])
-
-
-@functools.cache
-def close_inherited_on_exec():
-    """Mark the descriptors that this process holds inheritable, beyond stdin, stdout and stderr, close-on-exec,
-    once, before its first program starts (posix_spawn, unlike Popen, closes none in the child).
-
-    Python opens none such (PEP 446), but a process may be given some: a Ray worker starts with a dozen, among
-    them the pipe by which its raylet learns that the worker died, which a child would hold open. Once, not per
-    call: listing them cost a Ray worker ~0.03-0.06 ms a call, most of what posix_spawn saves. So descriptors
-    that a library opens inheritable later are inherited (ray.init opens three log files so in its driver)."""
-    for name in os.listdir("/dev/fd"):
-        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
-            if int(name) > 2 and os.get_inheritable(int(name)):
-                os.set_inheritable(int(name), False)
 
 
 def failure_reason(message):
@@ -151,8 +110,7 @@ def render_tunes(tunes, midi_paths, timeout=10.0):
     """Render each ABC tune to its MIDI path; returns one flag per tune, True where a MIDI file was written.
 
     One abc2midi call per tune, in threads (each waits on its own process): given several tunes in one
-    file, abc2midi carries state from one tune into the next (measured on music21's corpus: 82 tunes
-    rendered in the wrong octave, and one rendered differently on every run)."""
+    file, abc2midi carries state from one tune into the next (wrong octaves, output that differs by run)."""
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         return [ok for ok, _ in pool.map(lambda tune, path: render_tune(tune, path, timeout), tunes, midi_paths)]
 

@@ -34,16 +34,11 @@ def read_bytes(path):
 @claimed_core()
 def convert_batch(batch, flags, timeout, limits):
     """batch: column path, and bytes for remote files; returns the RECORD_FIELDS columns, one row per input row.
-    It runs on a core that no other batch uses while one is free (parallel.claimed_core).
+    It runs on a core of its own while one is free (parallel.claimed_core).
 
     Local files are read here, in the task that converts them: read_binary_files builds an Arrow block per
-    file (measured at 0.45 ms a POP909 file, against ~0.02 ms for a plain read), and a map of its own that read
-    them put their bytes through Arrow once more (measured at 2 CPUs: Ray's work between two tasks of a worker
-    fell from 66-105 to 37-59 ms a 1,000-file block).
-
-    All of the batch's midi2abc runs come first, then all its cleaning: each part runs back to back
-    with its code and data warm in the CPU caches, where alternating them cost ~0.1 ms more CPU a file
-    (measured on POP909: 0.48-0.53 against 0.58-0.62 ms of this worker's own time a file)."""
+    file, many times the cost of a plain read. All midi2abc runs come first, then all the cleaning, so each
+    runs with its code and data warm in the CPU caches (benchmarks/README.md has both figures)."""
     to_abc = functools.partial(midi_to_abc, flags=flags, timeout=timeout)
     paths = [str(path) for path in batch["path"]]
     if "bytes" in batch:

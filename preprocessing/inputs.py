@@ -81,9 +81,9 @@ def listed_items(list_path):
 def walk_midi(folder):
     """The MIDI files under folder as path strings; symlinked files resolved, symlinked folders not followed.
 
-    os.scandir gives each entry's type from the folder listing itself: os.walk plus an os.path.islink per
-    file cost an lstat each (1.1 s against 0.2 s for 176,000 local files, measured; on a network file
-    system, a round trip each). An unreadable folder raises, naming it, rather than losing its files."""
+    os.scandir gives each entry's type from the folder listing itself, where os.walk plus an os.path.islink
+    per file cost an lstat each (on a network file system, a round trip each). An unreadable folder raises,
+    naming it, rather than losing its files."""
     folders = [os.path.realpath(folder)]
     while folders:
         with os.scandir(folders.pop()) as entries:

@@ -12,7 +12,7 @@ import re
 
 IGNORED_META = 0x7F  # sequencer-specific: midi2abc reads past it
 # Track and instrument names (FF 03, FF 04) open nearly every track, where they do no harm, so only a track
-# holding another kind of text is walked, and most files cost one search (~5 us for a POP909 file).
+# holding another kind of text is walked, and most files cost one search.
 OTHER_TEXT = re.compile(rb"\xff[\x01\x02\x05-\x0f]")
 
 

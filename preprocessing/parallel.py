@@ -26,12 +26,10 @@ def claimed_core():
     """Run this thread, and the programs it starts, on a core of its own for the with-block; yields the core,
     or None where every core is claimed or pinning is not allowed (it then runs where Linux chooses).
 
-    A conversion alternates with the midi2abc it waits for. Left to Linux, either of them is moved to another
-    core whenever another task's process or one of Ray's wakes there (Ray's wake ~1,100 times a second at 2
-    CPUs), and a core idles meanwhile. Measured on 10,000 files, 3 paired runs: at 2 CPUs of 2, 528-533
-    files/s against 509-520 with each midi2abc only started on its caller's core (idle 0.5-0.7 against 1.2-1.7
-    core-seconds); at 1 CPU of 2, 285-294 against 277-283 files/s with Linux placing both. A core is claimed by
-    binding its name: one holder per machine, released when the holder's process ends, even when killed."""
+    A conversion alternates with the midi2abc it waits for. Left to Linux, the child often starts on another
+    task's core and waits there while its parent's core idles (benchmarks/README.md: the claims pay more than
+    10%). A core is claimed by binding its name: one holder per machine, released when the holder's process
+    ends, even when killed."""
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else ()
     for core in sorted(cores):
         holder = claim(core)

@@ -127,8 +127,7 @@ def converted_records(items, work, settings, say):
     midi_items, rows = render_abc_items(items, work / "rendered", settings.timeout)
     source_of = {ray_path(item["location"]): item["source"] for item in midi_items}
     parts, seen, done_now = [pd.DataFrame(rows)], set(), len(rows)
-    # No dictionary encoding: every ABC text here is distinct, and building the dictionary cost 0.03-0.18 s of
-    # the driver's time per 10 MB of ABC (measured), against 0.006-0.011 s without it.
+    # No dictionary encoding: every ABC text here is distinct, so building the dictionary is wasted driver time.
     with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA, use_dictionary=False) as tunes_file:
         for batch in converted_batches(midi_items, settings):
             new = [i for i, (status, md5) in enumerate(zip(batch["status"].to_pylist(),
@@ -154,8 +153,8 @@ def connect_ray(settings):
     """Use the running Ray if any, else start one (address, or local with num_cpus); True if started."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
-    # Ray Data's per-operator reservations kept the conversion's one-operator pipeline from running a task
-    # on every CPU (measured on 4,000 POP909 files at 2 CPUs: 8.5-8.8 s with them, 7.4-7.7 s without).
+    # Ray Data's per-operator reservations keep the conversion's one-operator pipeline from running a task
+    # on every CPU.
     context.op_resource_reservation_enabled = False
     if ray.is_initialized():
         return False
@@ -175,8 +174,7 @@ def converted_batches(items, settings):
         by_filesystem.setdefault(item["filesystem"], []).append(ray_path(item["location"]))
     datasets = []
     for filesystem, paths in by_filesystem.items():
-        # Blocks of about batch_size files: each task has a cost of its own (measured at 2 CPUs on 10,000 files:
-        # blocks of 100 files took 19.0-19.5 s to convert, blocks of 250 or 1000 files 18.1-19.5 s).
+        # Blocks of about batch_size files: each task has a cost of its own.
         blocks = block_count(len(paths), settings.batch_size)
         if filesystem:  # remote: Ray's reader, with its retries; the network dwarfs its cost
             remote = pyarrow.fs.FileSystem.from_uri(filesystem)[0]
@@ -214,7 +212,7 @@ def assign_status_and_split(records, fractions):
 def kept_tunes(manifest, work):
     """The kept tunes, ordered by split then tune hash (a fixed, shuffled order), and their ABC texts in that
     order (OrderedTexts). The texts stay in Arrow, read once: at Lakh scale they are gigabytes, and as pandas
-    and Python strings the driver held them three times over (measured: 12.5 GB for 2.7 GB of ABC)."""
+    and Python strings the driver would hold them three times over."""
     kept = manifest[manifest.status == "ok"].drop(columns=["status", "reason", "duplicate_of"])
     order = kept.split.map({split: i for i, split in enumerate(SPLITS)})
     kept = kept.assign(order=order).sort_values(["order", "tune_md5"], ignore_index=True).drop(columns="order")
@@ -226,9 +224,8 @@ def kept_tunes(manifest, work):
 class OrderedTexts:
     """A chunked Arrow column seen in another order of its rows; a slice of it is gathered when asked for.
 
-    Never copied whole: one take of 30k POP909 tunes cost 2.5 s and 0.8 GB, and joining the chunks first
-    doubled the driver's memory for a moment. A take from the chunked column joins them on every call (88 ms
-    per 50 tunes of 30k), so each row is sliced from its own chunk (0.14 ms per 50 tunes; all measured)."""
+    Never copied whole (at Lakh scale a copy is gigabytes), and each row is sliced from its own chunk: a take
+    from the chunked column joins all its chunks on every call."""
 
     def __init__(self, column, rows):
         self.chunks, self.type = column.chunks, column.type

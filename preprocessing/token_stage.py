@@ -1,10 +1,9 @@
 """The token stage: every kept tune is tokenized and cut into chunks once, in Ray tasks, then encoded.
 
-Tokenizing is the costly part (~0.23 us a token with chunking, so ~2.4 ms for a 10k-token POP909 tune; at
-Lakh scale the second heaviest work after midi2abc), and the vocabulary needs the train split's counts
-before any id exists. So one pass of Ray tasks gives, per tune, its distinct tokens and its sequence as
-positions among them (each chunk followed by an end-of-tune slot); the driver streams these in the
-tunes' fixed order to a scratch Parquet file and counts the train tunes' tokens on the way. Once the
+Tokenizing is costly (at Lakh scale the heaviest work after midi2abc), and the vocabulary needs the train
+split's counts before any id exists. So one pass of Ray tasks gives, per tune, its distinct tokens and its
+sequence as positions among them (each chunk followed by an end-of-tune slot); the driver streams these in
+the tunes' fixed order to a scratch Parquet file and counts the train tunes' tokens on the way. Once the
 vocabulary is built, encoding is a per-tune lookup table applied with numpy, cheap enough for the driver.
 """
 
@@ -20,9 +19,7 @@ from preprocessing.chunking import chunk_ranges
 from preprocessing.parallel import block_count, cluster_cpus
 from preprocessing.shards import DTYPE
 
-# Tunes a task (and a read of the scratch file): 11,946 distinct POP909 tunes took 15.9-17.1 s to tokenize at 2
-# CPUs in blocks of 200, 17.5-18.2 s in blocks of 50, with 0.8 s less of the driver's CPU (measured, 2 runs each).
-TUNES_PER_BLOCK = 200
+TUNES_PER_BLOCK = 200  # tunes a task, and a read of the scratch file
 TOKENIZED_SCHEMA = pa.schema([("distinct", pa.list_(pa.string())), ("counts", pa.binary()),
                               ("sequence", pa.binary())])
 
@@ -63,7 +60,7 @@ def tokenized_batches(abc_texts, max_tokens):
     when it is sent.
 
     Plain tasks, not Ray Data: the stage is one map over tunes already in the driver, and Ray Data's
-    start-up took ~0.15 s more of its ~1 s on POP909 at 2 CPUs (0.85-0.93 against 1.01-1.07 s)."""
+    start-up is a large share of it on a small corpus."""
     bounds = np.linspace(0, len(abc_texts), block_count(len(abc_texts), TUNES_PER_BLOCK) + 1).astype(int)
     in_flight = 2 * cluster_cpus()
     pending = deque()

@@ -3,7 +3,6 @@ chunking, settings and input resolution."""
 
 import hashlib
 import io
-import json
 import os
 import subprocess
 import sys
@@ -362,25 +361,6 @@ def test_a_claim_gives_its_core_back_when_its_block_fails():
     assert os.sched_getaffinity(0) == cores
     with claimed_core() as core:
         assert core == min(cores)
-
-
-def test_programs_hold_no_descriptor_but_their_own():
-    """A child holding another call's pipe, or a descriptor that its caller was given (a Ray worker is given the
-    pipe by which its raylet learns that the worker died), would keep it open until the child ends. In a fresh
-    process given such a pipe, 40 programs started from 4 threads."""
-    given = """if True:
-        import json, os, sys
-        from concurrent.futures import ThreadPoolExecutor
-        from preprocessing.abc_tools import run_binary
-        os.set_inheritable(os.pipe()[1], True)
-        highest_fd = "import os; print(max(int(fd) for fd in os.listdir('/proc/self/fd')))"
-        with ThreadPoolExecutor(4) as pool:
-            calls = pool.map(lambda _: run_binary([sys.executable, "-c", highest_fd], 30), range(40))
-            print(json.dumps([[code, out.decode(), err.decode()] for code, out, err in calls]))"""
-    done = subprocess.run([sys.executable, "-c", given], cwd=REPO, capture_output=True, text=True, check=True)
-    calls = json.loads(done.stdout)
-    # 0-2 are the child's stdin/stdout/stderr, 3 (or lower, if the runner closed stdin) the folder listdir opened
-    assert len(calls) == 40 and all(code == 0 and not err and int(out) <= 3 for code, out, err in calls)
 
 
 def test_ordered_texts_gather_rows_across_chunks_in_the_given_order():
