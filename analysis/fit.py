@@ -37,6 +37,14 @@ class PowerLawFit:
     level: float = 0.95
     samples: np.ndarray = field(default=None, repr=False)  # bootstrap (a, alpha, c) rows
 
+    @property
+    def at_bound(self):
+        """Parameters the optimiser left on a bound of their range: the fit is then constrained, not free."""
+        bounds = {"alpha": ALPHA_BOUNDS, "c": (0.0, float(self.loss.min()))}
+        return [name for name, (low, high) in bounds.items()
+                if np.isclose(getattr(self, name), low, rtol=1e-3, atol=1e-6 * float(self.loss.min()))
+                or np.isclose(getattr(self, name), high, rtol=1e-4)]
+
     def predict(self, n):
         return power_law(np.asarray(n, dtype=float), self.a, self.alpha, self.c)
 
@@ -59,6 +67,7 @@ class PowerLawFit:
             "n": self.n.tolist(), "loss": self.loss.tolist(),
             "residuals": self.residuals.tolist(),
             "n_bootstrap": 0 if self.samples is None else int(len(self.samples)),
+            "at_bound": self.at_bound,
         }
 
 
@@ -189,10 +198,11 @@ def _intervals(samples, level, exact):
 
 
 def leave_largest_out(n, loss):
-    """Fit on all but the largest N and predict the largest: the honest test of an extrapolation."""
+    """Fit on all but the largest N (all its seeds) and predict it: the honest test of an extrapolation."""
     n, loss = usable_points(n, loss)
-    fit = fit_power_law(n[:-1], loss[:-1], n_boot=0)
+    held = n == n[-1]
+    fit = fit_power_law(n[~held], loss[~held], n_boot=0)
     predicted = float(fit.predict(n[-1]))
-    actual = float(loss[-1])
+    actual = float(loss[held].mean())
     return {"held_out_n": float(n[-1]), "actual": actual, "predicted": predicted,
-            "rel_error": (predicted - actual) / actual, "fit_points": int(len(n) - 1)}
+            "rel_error": (predicted - actual) / actual, "fit_points": int((~held).sum())}

@@ -6,7 +6,8 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis.scaling import SCALES, usable_trials  # noqa: E402
+from analysis.scaling import SCALES, fit_points, usable_trials  # noqa: E402
+from analysis.study import full_data, loss_by_lr  # noqa: E402
 
 LOSS_LABEL = "validation loss (nats/token)"
 SCALE_LABELS = {"params": "total parameters (count)", "params_nonembed": "non-embedding parameters (count)",
@@ -31,8 +32,11 @@ def draw_scaling(ax, trials, fits, arch, scale, include_truncated):
     if rows.empty:
         return False
     used = usable_trials(rows, include_truncated)
+    points = fit_points(used)
     left_out = rows.drop(used.index)
-    ax.scatter(used[scale], used["val_loss"], color=color(arch), label=f"{arch} trials", zorder=3)
+    spread = points.groupby(scale)["val_loss"].agg(["mean", "std"]).reset_index()
+    ax.errorbar(spread[scale], spread["mean"], yerr=spread["std"].fillna(0), fmt="o", color=color(arch),
+                capsize=3, label=f"{arch}: best LR, full data (mean ± sd over seeds)", zorder=3)
     if len(left_out):
         ax.scatter(left_out[scale], left_out["val_loss"], facecolors="none", edgecolors=color(arch),
                    label=f"{arch} left out (truncated/failed)", zorder=3)
@@ -59,6 +63,71 @@ def plot_scaling(trials, fits, archs, scale, path, include_truncated=False, titl
     ax.set_xlabel(SCALE_LABELS[scale])
     ax.set_ylabel(LOSS_LABEL)
     ax.set_title(title or f"loss vs {SCALES[scale]}")
+    return save(fig, path)
+
+
+def plot_lr_sweep(used, path):
+    """Loss against peak learning rate on the full data, a U per size, one panel per architecture."""
+    by_lr = full_data(loss_by_lr(used))
+    archs = sorted(by_lr["arch"].unique())
+    fig, axes = plt.subplots(1, len(archs), figsize=(5.5 * len(archs), 4.5), squeeze=False, sharey=True)
+    for ax, arch in zip(axes[0], archs):
+        for index, (size, rows) in enumerate(by_lr[by_lr["arch"] == arch].groupby("params")):
+            ax.errorbar(rows["learning_rate"], rows["loss"], yerr=rows["loss_std"].fillna(0), fmt="o-",
+                        color=f"C{index}", capsize=2, label=f"{rows['size'].iloc[0]} ({size:.3g} params)")
+            best = rows.loc[rows["loss"].idxmin()]
+            ax.plot(best["learning_rate"], best["loss"], "*", color=f"C{index}", markersize=12)
+        ax.set_xscale("log")
+        ax.set_xlabel("peak learning rate")
+        ax.set_ylabel(LOSS_LABEL)
+        ax.set_title(f"{arch}: loss vs learning rate (star: best)")
+        ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def plot_isoflop(envelope, profiles, path):
+    """Loss against parameters in bins of equal compute, with each bin's parabola minimum."""
+    archs = sorted(profiles)
+    fig, axes = plt.subplots(1, max(1, len(archs)), figsize=(5.5 * max(1, len(archs)), 4.5), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        for index, bin_ in enumerate(profiles[arch]):
+            ax.plot(bin_["params"], bin_["loss"], "o-", color=f"C{index}", label=f"C ≈ {bin_['flops']:.2g} FLOPs")
+            if bin_["n_opt"] is not None:
+                ax.axvline(bin_["n_opt"], color=f"C{index}", linestyle=":")
+        if not profiles[arch]:
+            ax.text(0.5, 0.5, "no compute bin holds 3 sizes", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.set_xscale("log")
+            ax.legend(fontsize=7)
+        ax.set_xlabel(SCALE_LABELS["params"])
+        ax.set_ylabel(LOSS_LABEL)
+        ax.set_title(f"{arch}: IsoFLOP profiles (dotted: minimum)")
+    return save(fig, path)
+
+
+def plot_frontier(frontier, path):
+    """N*(C) and D*(C) of each architecture's joint fit with intervals; dashed beyond the measured compute."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for arch, entry in frontier.items():
+        if "budgets" not in entry:
+            continue
+        flops = np.array([b["flops"] for b in entry["budgets"]])
+        for ax, key, label in ((axes[0], "n_opt", "compute-optimal parameters N*"),
+                               (axes[1], "d_opt", "compute-optimal tokens D*")):
+            value, low, high = np.array([b[key] for b in entry["budgets"]]).T
+            ax.plot(flops, value, "-", color=color(arch), label=arch)
+            ax.fill_between(flops, low, high, color=color(arch), alpha=0.2)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("training compute C = 6ND (FLOPs)")
+            ax.set_ylabel(label)
+    measured = max((b["flops"] for e in frontier.values() for b in e.get("budgets", []) if not b["extrapolation"]),
+                   default=None)
+    for ax in axes:
+        if measured:
+            ax.axvline(measured, color="grey", linestyle="--", label="largest measured (beyond: extrapolation)")
+        ax.legend(fontsize=7)
+    fig.suptitle("compute-optimal frontier from L(N, D) = E + A/N^α + B/D^β (bands: 95% bootstrap)")
     return save(fig, path)
 
 
@@ -120,10 +189,12 @@ def plot_learning_curves(trials, curves, path):
     return save(fig, path)
 
 
-def make_plots(trials, curves, fits, out_dir, include_truncated=False):
-    """Every figure of the report; returns {name: path}."""
+def make_plots(trials, curves, fits, study, out_dir, include_truncated=False):
+    """Every figure of the report; returns {name: path}. study: what analysis.run's study_results gives."""
     archs = sorted(trials["arch"].dropna().unique())
-    paths = {}
+    paths = {"lr_sweep": plot_lr_sweep(usable_trials(trials, include_truncated), out_dir / "lr_sweep.png"),
+             "isoflop": plot_isoflop(study["envelope"], study["isoflop"], out_dir / "isoflop.png"),
+             "frontier": plot_frontier(study["frontier"], out_dir / "frontier.png")}
     for arch in archs:
         paths[f"scaling_{arch}"] = plot_scaling(trials, fits, [arch], "params", out_dir / f"scaling_{arch}.png",
                                                 include_truncated, title=f"{arch}: loss vs parameters")

@@ -3,12 +3,13 @@ the intervals support."""
 
 import math
 
-from analysis.scaling import SCALES, exponent_difference, intervals_overlap
+from analysis.scaling import SCALES
 
 NATS_PER_BIT = math.log(2)
 FEW_POINTS = 6  # below this many points per fit the bootstrap intervals deserve a warning
-TRIAL_COLUMNS = ("arch", "size", "params", "params_nonembed", "tokens_seen", "epoch_fraction", "train_loss",
-                 "val_loss", "val_bits", "wall_s", "tokens_per_s", "flops", "mfu", "peak_mem_mb", "status")
+TRIAL_COLUMNS = ("arch", "size", "learning_rate", "data_fraction", "seed", "params", "params_nonembed", "tokens_seen",
+                 "epoch_fraction", "train_loss", "val_loss", "val_bits", "wall_s", "tokens_per_s", "flops", "mfu",
+                 "peak_mem_mb", "status")
 
 
 def bits(nats):
@@ -37,7 +38,8 @@ def table(header, rows):
 
 
 def trials_table(trials):
-    frame = trials.assign(val_bits=bits(trials["val_loss"])).sort_values(["arch", "params"])
+    frame = trials.assign(val_bits=bits(trials["val_loss"])).sort_values(
+        ["arch", "params", "data_fraction", "learning_rate", "seed"])
     return table(TRIAL_COLUMNS, [[number(row[c]) for c in TRIAL_COLUMNS] for _, row in frame.iterrows()])
 
 
@@ -52,39 +54,49 @@ def fits_table(fits):
             c_bits = (bits(fit.c), tuple(bits(v) for v in fit.ci["c"]))
             held_out = (f"{100 * check['rel_error']:+.1f}% (fit on {check['fit_points']})" if check
                         else entry["extrapolation_message"])
+            notes = [held_out, entry["message"]] + [f"{name} at its bound" for name in fit.at_bound]
+            low, high = fit.ci["alpha"]
+            if high - low > fit.alpha:
+                notes.append("weak: α's interval is wider than α")
             rows.append([arch, SCALES[scale], len(fit.n), with_interval(fit.a, fit.ci["a"]),
                          with_interval(fit.alpha, fit.ci["alpha"]), with_interval(fit.c, fit.ci["c"]),
-                         with_interval(*c_bits), f"{held_out}; {entry['message'] or ''}".strip("; ")])
+                         with_interval(*c_bits), "; ".join(n for n in notes if n)])
     header = ("arch", "against", "points", "a [95% CI]", "α [95% CI]", "c nats/token [95% CI]",
               "c bits/token [95% CI]", "largest left out: prediction error; notes")
     return table(header, rows)
 
 
-def comparison(fits, trials_used):
-    """Sentences comparing the exponents of the first two architectures, one per scale."""
-    archs = list(fits)
-    if len(archs) < 2:
+def difference_rows(comparison, unit):
+    if "points" not in comparison:
+        return [comparison["message"]]
+    rows = [[p["where"], f"{p['x']:.3g} {unit}", with_interval(p["difference"][0], p["difference"][1:], 3),
+             p["reading"]] for p in comparison["points"]]
+    return [table(("where", "at", "difference first − second, nats [95% CI]", "reading"), rows)]
+
+
+def exponent_line(fits, arch):
+    fit = fits[arch]["params"]["fit"]
+    if fit is None:
+        return f"- {arch}: no L(N) fit ({fits[arch]['params']['message']})."
+    bound = f"; at its bound: {', '.join(fit.at_bound)} (the fit is constrained there)" if fit.at_bound else ""
+    return (f"- {arch}: α = {with_interval(fit.alpha, fit.ci['alpha'], 3)} toward a floor c = "
+            f"{with_interval(fit.c, fit.ci['c'], 3)} nats{bound}.")
+
+
+def verdict_section(fits, study):
+    """The headline the tables support, the differences behind it, and the exponents beside their floors."""
+    result = study["verdict"]
+    if result is None:
         return ["Only one architecture: no comparison."]
-    first, second = archs[:2]
-    lines = []
-    for scale, label in SCALES.items():
-        one, two = fits[first][scale]["fit"], fits[second][scale]["fit"]
-        if one is None or two is None:
-            lines.append(f"- Against {label}: no comparison, a fit is missing "
-                         f"({fits[first][scale]['message'] or fits[second][scale]['message']}).")
-            continue
-        stated = (f"α({first}) = {with_interval(one.alpha, one.ci['alpha'], 3)}, "
-                  f"α({second}) = {with_interval(two.alpha, two.ci['alpha'], 3)}")
-        if intervals_overlap(one.ci["alpha"], two.ci["alpha"]):
-            verdict = "the intervals overlap (or are unknown), so the exponents are not distinguishable"
-        else:
-            better, worse = (first, second) if one.alpha > two.alpha else (second, first)
-            verdict = f"{better} improves faster with scale than {worse}: the intervals do not overlap"
-        difference = exponent_difference(one, two)
-        extra = (f"; α({first}) − α({second}) = {difference[0]:.3f} [{difference[1]:.3f}, {difference[2]:.3f}]"
-                 if difference else "")
-        lines.append(f"- Against {label}: {stated}; {verdict}{extra}.")
-    lines.append(largest_models(trials_used, first, second))
+    first, second = result["first"], result["second"]
+    lines = [f"**{result['headline']}**", "",
+             f"Predicted loss differences ({first} − {second}; negative: {first} lower) at matched parameters:", "",
+             *difference_rows(result["by_params"], "parameters"), "",
+             "At matched training compute (each model trained one epoch; FLOPs of training):", "",
+             *difference_rows(result["by_flops"], "FLOPs"), "",
+             "Exponents describe how fast each curve approaches its own floor c; with different floors they do "
+             "not rank the models, so they are given only beside c:",
+             exponent_line(fits, first), exponent_line(fits, second)]
     counts = [len(e["fit"].n) for by_scale in fits.values() for e in by_scale.values() if e["fit"] is not None]
     if counts and min(counts) < FEW_POINTS:
         lines.append(f"- Caution: a fit has only {min(counts)} points for 3 parameters; a bootstrap over so few "
@@ -92,17 +104,61 @@ def comparison(fits, trials_used):
     return lines
 
 
-def largest_models(trials_used, first, second):
-    """The final losses of each architecture's largest usable model, without a claim of significance."""
-    parts = []
-    for arch in (first, second):
-        rows = trials_used[trials_used["arch"] == arch]
-        if len(rows):
-            row = rows.loc[rows["params"].idxmax()]
-            parts.append(f"{arch} {row['size']} ({number(row['params'])} params): {row['val_loss']:.3f} nats = "
-                         f"{bits(row['val_loss']):.3f} bits/token")
-    return ("- Largest models used in the fits (one run each, so no interval on a single loss): "
-            + "; ".join(parts) + ".")
+def learning_rate_section(study):
+    envelope = study["envelope"]
+    rows = [[r.arch, r.size, number(r.data_fraction), ", ".join(f"{v:.3g}" for v in r.learning_rates_tried),
+             f"{r.learning_rate:.3g}", with_interval(r.loss, (r.loss - r.loss_std, r.loss + r.loss_std), 4)
+             if r.seeds > 1 else number(r.loss), int(r.seeds),
+             {"low": "at the low edge: the optimum may be lower", "high": "at the high edge: the optimum may be higher",
+              "single": "not searched (one tried)"}.get(r.edge, "inside the grid")] for r in envelope.itertuples()]
+    lines = [table(("arch", "size", "data fraction", "learning rates tried", "best", "loss (± sd over seeds)",
+                    "seeds", "best learning rate"), rows), ""]
+    for arch, law in study["lr_law"].items():
+        law_text = (f"lr*(N) = {law['k']:.3g} · N^{law['exponent']:.3f}" if law["k"] is not None else "no law")
+        lines.append(f"- {arch}: {law_text} over {law['points']} sizes on the full data"
+                     + (f" ({law['message']})" if law["message"] else "") + ".")
+    edges = int(envelope["edge"].isin(["low", "high"]).sum())
+    if edges:
+        lines.append(f"- {edges} of {len(envelope)} best learning rates lie at an edge of the grid: widen it there "
+                     "before trusting those points.")
+    return lines
+
+
+WEAK_RATIO = 10  # an interval wider than this factor says little
+
+
+def triple(value):
+    """value [low, high], marked when the interval spans more than a factor WEAK_RATIO."""
+    text = with_interval(value[0], value[1:], 3)
+    low, high = value[1:]
+    return text + (" (too weak to read)" if not low > 0 or high / low > WEAK_RATIO else "")
+
+
+def compute_section(study):
+    lines = []
+    for arch, entry in study["joint"].items():
+        fit = entry["fit"]
+        if fit is None:
+            lines.append(f"- {arch}: no L(N, D) fit ({entry['message']}).")
+            continue
+        bound = f"; at a bound: {', '.join(fit.at_bound)}" if fit.at_bound else ""
+        lines.append(f"- {arch}: L(N, D) = E + A/N^α + B/D^β over {len(fit.n)} points: E = "
+                     f"{with_interval(fit.E, fit.ci['E'], 3)}, α = {with_interval(fit.alpha, fit.ci['alpha'], 3)}, "
+                     f"β = {with_interval(fit.beta, fit.ci['beta'], 3)}, A = {number(fit.A, 3)}, "
+                     f"B = {number(fit.B, 3)}{bound}; residuals within ±{100 * abs(fit.residuals).max():.1f}%.")
+        front = study["frontier"][arch]
+        if front.get("n_opt_for_corpus"):
+            lines.append(f"  - The corpus's {front['corpus_tokens']:.3g} training tokens are compute-optimal for "
+                         f"N* = {triple(front['n_opt_for_corpus'])} parameters (extrapolated from the fit).")
+        need = "; ".join(f"{int(n):,}: {triple(v)}" for n, v in front["tokens_for_size"].items())
+        lines.append(f"  - Tokens each trained size would need to be compute-optimal: {need}.")
+    for arch, bins in study["isoflop"].items():
+        minima = [f"{b['flops']:.2g} FLOPs → N* ≈ {b['n_opt']:.3g}" if b["n_opt"] else
+                  f"{b['flops']:.2g} FLOPs → minimum outside the sizes measured" for b in bins]
+        lines.append(f"- IsoFLOP profiles, {arch}: " + ("; ".join(minima) if minima else
+                                                        "no compute bin holds three sizes: the grid does not allow it")
+                     + ".")
+    return lines
 
 
 def samples_section(table_, summary):
@@ -163,15 +219,19 @@ def trials_used_line(trials, trials_used, include_truncated, missing):
     return " ".join(parts)
 
 
-def write_report(path, results_dir, trials, trials_used, fits, figures, samples, best, include_truncated, missing):
+def write_report(path, results_dir, trials, trials_used, fits, study, figures, samples, best, include_truncated,
+                 missing):
     """samples: (per-sample table, summary) or (None, None); best: best/metrics.json or None; missing: the
     planned trials without a folder."""
     lines = [
         f"# Scaling analysis: {results_dir}",
         "",
         "Losses are per-token cross-entropy of the final validation pass, in nats (bits = nats / ln 2). "
-        "Fits: L(N) = a·N^−α + c per architecture, Huber loss in log space, 95% percentile intervals from "
-        "a residual bootstrap. Intervals that overlap are read as not distinguishable.",
+        "Fits: L(N) = a·N^−α + c per architecture on the trials of the whole data at each size's best "
+        "learning rate (every seed a point), Huber loss in log space, 95% percentile intervals from a "
+        "residual bootstrap; L(N, D) = E + A/N^α + B/D^β on the best learning rate of every data size, "
+        "intervals from a bootstrap over points. A difference whose interval spans zero is read as not "
+        "distinguishable; a parameter at a bound of its range is flagged.",
         "",
         "## Trials",
         "",
@@ -183,9 +243,17 @@ def write_report(path, results_dir, trials, trials_used, fits, figures, samples,
         "",
         fits_table(fits),
         "",
-        "## Comparison",
+        "## GPT against LSTM",
         "",
-        *comparison(fits, trials_used),
+        *verdict_section(fits, study),
+        "",
+        "## Learning rate",
+        "",
+        *learning_rate_section(study),
+        "",
+        "## Data and compute",
+        "",
+        *compute_section(study),
         "",
     ]
     if best:

@@ -12,7 +12,10 @@ from analysis.load import load_results, local_folder, read_sweep_config, report_
 from analysis.plots import make_plots
 from analysis.report import write_report
 from analysis.samples import sample_quality
-from analysis.scaling import fit_trials, fits_to_json, usable_trials
+from analysis.compute_optimal import frontier, isoflop_profiles, joint_fits
+from analysis.scaling import fit_points, fit_trials, fits_to_json, usable_trials
+from analysis.study import best_lr_law, lr_envelope
+from analysis.verdict import verdict
 from preprocessing import storage
 from sweep.results import read_json
 
@@ -27,6 +30,31 @@ def sweep_data_dir(sweep_config):
 
 def best_metrics(results_dir):
     return read_json(storage.join(results_dir, "best", "metrics.json"))
+
+
+def corpus_tokens(sweep_config):
+    """The train split's tokens the sweep recorded (the corpus in hand), or None."""
+    data = sweep_config.get("data")
+    return data["splits"]["train"]["tokens"] if isinstance(data, dict) and "splits" in data else None
+
+
+def study_results(used, fits, corpus_tokens_, seed=0):
+    """What the grid adds to the L(N) fits: the learning-rate envelope and its law, the joint L(N, D) fits,
+    IsoFLOP profiles, the compute-optimal frontier and the GPT-vs-LSTM verdict."""
+    envelope = lr_envelope(used)
+    joint = joint_fits(used, envelope, seed=seed)
+    archs = sorted(fits)
+    return {"envelope": envelope, "lr_law": best_lr_law(envelope), "joint": joint,
+            "isoflop": isoflop_profiles(envelope), "frontier": frontier(joint, used, corpus_tokens_),
+            "verdict": verdict(fits, fit_points(used), *archs[:2]) if len(archs) >= 2 else None}
+
+
+def study_to_json(study):
+    """fits.json's sections for the study (documented in the README)."""
+    return {"lr_envelope": study["envelope"].to_dict(orient="records"), "best_lr_law": study["lr_law"],
+            "joint_fits": {arch: {"fit": e["fit"].to_dict() if e["fit"] else None, "message": e["message"]}
+                           for arch, e in study["joint"].items()},
+            "isoflop": study["isoflop"], "frontier": study["frontier"], "verdict": study["verdict"]}
 
 
 class NoUsableTrialError(ValueError):
@@ -57,16 +85,18 @@ def analyze(results_dir, data_dir=None, include_truncated=False, samples_dir=Non
         trials.to_csv(out / "trials.csv", index=False)
         curves.to_parquet(out / "curves.parquet", index=False)
         fits = fit_trials(trials, include_truncated, seed=seed, n_boot=n_boot)
+        study = study_results(used, fits, corpus_tokens(sweep_config), seed)
         (out / "fits.json").write_text(json.dumps(
-            {"include_truncated": include_truncated, "fits": fits_to_json(fits)}, indent=1))
-        figures = make_plots(trials, curves, fits, out, include_truncated)
+            {"include_truncated": include_truncated, "fits": fits_to_json(fits), **study_to_json(study)},
+            indent=1, default=float))
+        figures = make_plots(trials, curves, fits, study, out, include_truncated)
         with tempfile.TemporaryDirectory(prefix="samples-") as scratch:
             samples = samples_dir or local_folder(results_dir, "best/samples", scratch)
             quality = sample_quality(samples, out / "samples", data_dir) if samples else (None, None)
         if quality[1] is not None:
             (out / "samples.json").write_text(json.dumps(quality[1], indent=1))
-        write_report(out / "report.md", results_dir, trials, used, fits, figures, quality, best_metrics(results_dir),
-                     include_truncated, missing_trials(sweep_config, trials))
+        write_report(out / "report.md", results_dir, trials, used, fits, study, figures, quality,
+                     best_metrics(results_dir), include_truncated, missing_trials(sweep_config, trials))
     return report_location(results_dir)
 
 

@@ -1,10 +1,7 @@
 """Power-law fits of the final validation loss per architecture, against three measures of scale."""
 
-import math
-
-import numpy as np
-
 from analysis.fit import TooFewPointsError, fit_power_law, leave_largest_out
+from analysis.study import envelope_trials, full_data, lr_envelope
 
 # column of `trials` -> what it measures, for tables and axis labels
 SCALES = {
@@ -16,9 +13,10 @@ SCALES = {
 
 def fit_trials(trials, include_truncated=False, seed=0, n_boot=1000):
     """{arch: {scale: entry}}; an entry holds the fit (or a message why there is none) and the
-    leave-the-largest-out check (or a message). Trials cut by their time budget are left out
+    leave-the-largest-out check (or a message). The points are the trials on the whole data at their
+    size's best learning rate, every seed a point. Trials cut by their time budget are left out
     unless include_truncated."""
-    used = usable_trials(trials, include_truncated)
+    used = fit_points(usable_trials(trials, include_truncated))
     fits = {}
     for arch in sorted(trials["arch"].dropna().unique()):
         rows = used[used["arch"] == arch]
@@ -30,6 +28,11 @@ def fit_trials(trials, include_truncated=False, seed=0, n_boot=1000):
 def usable_trials(trials, include_truncated=False):
     statuses = ("ok", "truncated") if include_truncated else ("ok",)
     return trials[trials["status"].isin(statuses)]
+
+
+def fit_points(used):
+    """The usable trials the L(N) fits take: on the largest data fraction, at the best learning rate."""
+    return full_data(envelope_trials(used, lr_envelope(used))) if len(used) else used
 
 
 def fit_entry(n, loss, seed, n_boot):
@@ -53,20 +56,3 @@ def fits_to_json(fits):
     return {arch: {scale: {**entry, "fit": entry["fit"].to_dict() if entry["fit"] else None, "scale": SCALES[scale]}
                    for scale, entry in by_scale.items()}
             for arch, by_scale in fits.items()}
-
-
-def intervals_overlap(first, second):
-    """True when two (low, high) intervals share a point, or when either is unknown (NaN)."""
-    if any(math.isnan(v) for v in (*first, *second)):
-        return True
-    return first[0] <= second[1] and second[0] <= first[1]
-
-
-def exponent_difference(first, second, level=0.95):
-    """(median, low, high) of alpha_first - alpha_second over the two independent bootstraps, or None."""
-    if first.samples is None or second.samples is None or not len(first.samples) or not len(second.samples):
-        return None
-    count = min(len(first.samples), len(second.samples))
-    difference = first.samples[:count, 1] - second.samples[:count, 1]
-    tail = 100 * (1 - level) / 2
-    return tuple(float(v) for v in np.percentile(difference, [50, tail, 100 - tail]))

@@ -19,8 +19,8 @@ from pathlib import Path
 from models import ARCHS, DEMO_SIZES, SIZES, load_model, save_model
 from preprocessing import storage
 from preprocessing.abc_tokens import Vocabulary
-from preprocessing.shards import load_meta, read_split
-from sweep.config import ConfigError, load_config, validate
+from preprocessing.shards import load_meta, read_split, verify_shards
+from sweep.config import ConfigError, TrialPoint, load_config, validate
 from sweep.data import local_data_dir
 from sweep.results import load_results, read_sweep_file
 from sweep.samples import write_samples
@@ -53,22 +53,23 @@ def parse_best_args(argv):
 
 
 def best_trial(sweep_dir):
-    """(arch, size) of the finished trial with the lowest final validation loss in a sweep's results."""
+    """The TrialPoint of the finished trial with the lowest final validation loss on the whole train split in
+    a sweep's results (trained again here on the whole split)."""
     try:
         trials, _ = load_results(sweep_dir)
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError("--from", str(error)) from None
-    finished = trials[trials["status"] == "ok"]
+    finished = trials[(trials["status"] == "ok") & (trials["data_fraction"] == trials["data_fraction"].max())]
     if finished.empty:
         raise ConfigError("--from", f"{sweep_dir} holds no finished trial with a final validation loss")
     best = finished.loc[finished["val_loss"].idxmin()]
-    return best["arch"], best["size"]
+    return TrialPoint(best["arch"], best["size"], float(best["learning_rate"]), 1.0, int(best["seed"]))
 
 
 def resolve_run(args):
     """The validated config, model and output folder; ConfigError names the bad argument."""
     if args.sweep:
-        arch, size = best_trial(args.sweep)
+        point = best_trial(args.sweep)
         config = load_config(args.preset, args.set) if args.preset else validate(read_sweep_file(args.sweep)["config"])
         out = args.out or storage.join(args.sweep, "best")
     else:
@@ -77,17 +78,20 @@ def resolve_run(args):
             raise ConfigError("--model", f"expected ARCH-SIZE like gpt-xl or lstm-cpu-small, got {args.model!r}")
         preset = args.preset or ("demo" if size in DEMO_SIZES else "full")
         config = load_config(preset, args.set + [f"archs=[{arch}]", f"sizes=[{size}]"])
+        if len(config.grid.learning_rates) != 1:
+            raise ConfigError("grid.learning_rates", f"the {preset} preset searches {len(config.grid.learning_rates)}"
+                                                     " learning rates: choose one with --set grid.learning_rates=[LR]")
+        point = TrialPoint(arch, size, config.grid.learning_rates[0], 1.0, config.grid.seeds[0])
         out = args.out or str(Path("results") / f"best-{args.model}" / "best")
-    return config, arch, size, out
+    return config, point, out
 
 
 class BestRun(Trainer):
     """Epochs of fresh seeded window orders over the whole train split until the budget or best.max_epochs,
     validating every best.eval_every steps and at each epoch's end; keeps the checkpoint best on validation."""
 
-    def __init__(self, config, arch, size, data_dir, out_dir, budget_s):
-        meta = load_meta(data_dir)
-        super().__init__(config.train, arch, size, config.seed, meta, read_split(data_dir, "train"),
+    def __init__(self, config, point, data_dir, out_dir, budget_s):
+        super().__init__(config.train, point, load_meta(data_dir), read_split(data_dir, "train"),
                          read_split(data_dir, "val"), budget_s, epochs=config.best.max_epochs, anneal_by_time=True)
         self.best = config.best
         self.test_tokens = read_split(data_dir, "test")
@@ -110,6 +114,7 @@ class BestRun(Trainer):
         test_loss = self.evaluate(self.test_tokens)
         metrics = {
             "model": f"{self.arch}-{self.size}", "arch": self.arch, "size": self.size,
+            "learning_rate": self.point.learning_rate, "seed": self.point.seed,
             "params": self.model.num_params(), "params_nonembed": self.model.num_params(non_embedding=True),
             "test_loss": test_loss, "test_perplexity": math.exp(test_loss), "best_val_loss": self.best_val,
             "steps": self.step, "tokens_seen": self.tokens_seen, "epochs": self.tokens_seen / self.windows.tokens_per_epoch,
@@ -126,16 +131,16 @@ def best_main(argv):
     args = parse_best_args(argv)
     try:
         budget_s = parse_duration(args.time_budget)
-        config, arch, size, out = resolve_run(args)
+        config, point, out = resolve_run(args)
         data_dir = local_data_dir(args.data)
-        load_meta(data_dir)
+        verify_shards(data_dir)
     except (ConfigError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     # On object storage the run writes into a local folder, uploaded whole at the end.
     local_out = Path(tempfile.mkdtemp(prefix="best-")) if storage.is_uri(out) else Path(out)
     local_out.mkdir(parents=True, exist_ok=True)
-    metrics = BestRun(config, arch, size, data_dir, local_out, budget_s).run()
+    metrics = BestRun(config, point, data_dir, local_out, budget_s).run()
     if storage.is_uri(out):
         storage.upload(local_out, out)
         shutil.rmtree(local_out)

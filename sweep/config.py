@@ -6,6 +6,7 @@ CPUs and GPU shares by size) and `best` (the best-model run). Each field carries
 
 import copy
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 
@@ -96,8 +97,7 @@ class TrainConfig:
     """How one model trains: passed to each trial, and to the best-model run."""
     block_size: int = setting(_number(int, 2))
     batch_size: int = setting(_number(int, 1))
-    learning_rate: float = setting(_number(float, 0, low_open=True))
-    min_learning_rate: float = setting(_number(float, 0))
+    min_lr_ratio: float = setting(_number(float, 0, 1))
     warmup_fraction: float = setting(_number(float, 0, 1))
     betas: list = setting(_list_of(_number(float, 0, 1), length=2))
     weight_decay: float = setting(_number(float, 0))
@@ -111,6 +111,31 @@ class TrainConfig:
     val_batch_size: int = setting(_number(int, 1))
     time_budget_s: float = setting(_number(float, 0, low_open=True))
     max_train_tokens: int = setting(_number(int, 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class GridConfig:
+    """The cells each (arch, size) is trained at: every peak learning rate at every share of the train split
+    (nested subsets) with the first seed, and every learning rate with each further seed (initialisation and
+    data order) on the largest share, where the L(N) fits and their error bars are made."""
+    learning_rates: list = setting(_list_of(_number(float, 0, low_open=True)))
+    data_fractions: list = setting(_list_of(_number(float, 0, 1, low_open=True)))
+    seeds: list = setting(_list_of(_number(int, 0)))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialPoint:
+    """Where one trial sits in the grid."""
+    arch: str
+    size: str
+    learning_rate: float
+    data_fraction: float
+    seed: int
+
+    @classmethod
+    def of(cls, config):
+        """The point of a trial's config as Tune passes it (trial_space)."""
+        return cls(config["arch"], config["size"], **config["cell"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +159,7 @@ class BestConfig:
 class SweepConfig:
     archs: list = setting(_list_of(_choice(ARCHS)))
     sizes: list = setting(_sizes)
-    seed: int = setting(_number(int, 0))
+    grid: GridConfig = setting(None)
     max_concurrent_trials: int = setting(_number(int, 0))
     max_failures: int = setting(_number(int, 0))
     train: TrainConfig = setting(None)
@@ -167,8 +192,6 @@ def _check(cls, raw, prefix=""):
 def validate(raw):
     """The checked SweepConfig (numbers converted), or ConfigError naming the first bad field."""
     config = _check(SweepConfig, raw)
-    if config.train.min_learning_rate > config.train.learning_rate:
-        raise ConfigError("train.min_learning_rate", "must not exceed train.learning_rate")
     missing = [size for size in config.sizes if size not in config.resources.gpus_per_trial]
     if missing:
         raise ConfigError("resources.gpus_per_trial", f"no GPU share for sizes {missing}")
@@ -176,12 +199,13 @@ def validate(raw):
 
 
 def check_fits(train, train_tokens):
-    """ConfigError when the epoch (train_tokens, or the first max_train_tokens) fills no window."""
-    epoch = min(train_tokens, train.max_train_tokens or train_tokens)
-    if (epoch - 1) // train.block_size < 1:
-        field = "train.max_train_tokens" if (train_tokens - 1) // train.block_size else "train.block_size"
-        raise ConfigError(field, f"an epoch of {epoch} training tokens fills no window of train.block_size "
-                                 f"{train.block_size} tokens")
+    """ConfigError when the train split, or the max_train_tokens an epoch may take of it, fills no window."""
+    if (train_tokens - 1) // train.block_size < 1:
+        raise ConfigError("train.block_size", f"the {train_tokens} training tokens fill no window of "
+                                              f"train.block_size {train.block_size} tokens")
+    if train.max_train_tokens and train.max_train_tokens < train.block_size:
+        raise ConfigError("train.max_train_tokens", f"an epoch of at most {train.max_train_tokens} tokens fills no "
+                                                    f"window of train.block_size {train.block_size} tokens")
 
 
 def preset_names():
@@ -217,13 +241,27 @@ def load_config(preset, assignments=()):
 
 
 def trial_space(config, data):
-    """Tune's param_space: the arch x size grid; every trial also carries the data location and `train`."""
+    """Tune's param_space: the grid of TrialPoints; every trial also carries the data location and `train`."""
     from ray import tune
 
     return {
         "arch": tune.grid_search(config.archs),
         "size": tune.grid_search(config.sizes),
-        "seed": config.seed,
+        "cell": tune.grid_search(grid_cells(config.grid)),
         "data": data,
         "train": dataclasses.asdict(config.train),
     }
+
+
+def grid_cells(grid):
+    """The (learning_rate, data_fraction, seed) cells of GridConfig's rule, as dicts."""
+    first, *more = grid.seeds
+    cells = list(itertools.product(grid.learning_rates, grid.data_fractions, [first]))
+    cells += itertools.product(grid.learning_rates, [max(grid.data_fractions)], more)
+    return [{"learning_rate": lr, "data_fraction": fraction, "seed": seed} for lr, fraction, seed in cells]
+
+
+def trial_points(config):
+    """Every trial of the sweep, in a fixed order."""
+    return [TrialPoint(arch, size, **cell)
+            for arch in config.archs for size in config.sizes for cell in grid_cells(config.grid)]

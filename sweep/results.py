@@ -22,6 +22,10 @@ from preprocessing import storage
 METRICS = (
     "arch",
     "size",
+    "learning_rate",
+    "data_fraction",
+    "seed",
+    "epoch_tokens",
     "params",
     "params_nonembed",
     "tokens_seen",
@@ -35,6 +39,7 @@ METRICS = (
     "peak_mem_mb",
     "truncated_by_budget",
 )
+GRID_FIELDS = ("arch", "size", "learning_rate", "data_fraction", "seed")
 SWEEP_FILE = "sweep.json"
 TUNE_FIELDS = ("training_iteration", "time_total_s", "timestamp")
 NOT_TRIALS = {"analysis", "best"}  # folders the sweep and analysis add beside Tune's trial folders
@@ -153,8 +158,9 @@ def load_results(results_dir):
             curve_rows.append({"trial": name, **_metric_row(report)})
         last = reports[-1] if reports else None
         row = {"trial": name, **_metric_row(last or {})}
-        row["arch"] = row["arch"] or params.get("arch")
-        row["size"] = row["size"] or params.get("size")
+        placed = {"arch": params.get("arch"), "size": params.get("size"), **(params.get("cell") or {})}
+        for name in GRID_FIELDS:  # a trial that never reported is still placed in the grid
+            row[name] = placed.get(name) if _is_missing(row[name]) else row[name]
         row.update(status=_status(last, tune_status, error_text is not None, cut_short), tune_status=tune_status,
                    num_failures=failures, n_reports=len(reports), error=_error_message(error_text))
         trial_rows.append(row)

@@ -21,6 +21,7 @@ from preprocessing.shards import verify_shards
 from sweep.config import ConfigError, check_fits, load_config, preset_names, validate
 from sweep.data import local_data_dir
 from sweep.experiment import claim, experiment_path, new_tuner, restored_tuner, write_sweep_file
+from sweep.plan import add_cpu_estimate, format_plan, make_plan, runs_on_cpu_here
 from sweep.results import read_sweep_file
 
 RESULTS = Path("results")
@@ -38,6 +39,9 @@ def parse_sweep_args(argv):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a preset value, e.g. train.learning_rate=1e-3 (repeatable)")
     parser.add_argument("--resume", metavar="NAME", help="continue the interrupted sweep NAME")
+    parser.add_argument("--plan", action="store_true", help="print the plan (trials, FLOPs, GPU-hours) and exit")
+    parser.add_argument("--max-gpu-hours", type=float, metavar="H",
+                        help="refuse a plan of more H100 GPU-hours than this (at the plan's assumed MFU)")
     parser.add_argument("--quiet", action="store_true", help="no progress table")
     return parser.parse_args(argv)
 
@@ -68,17 +72,30 @@ def connect_ray():
 
 
 def claim_new_sweep(args, location):
-    """(config, data summary, results folder) of a new sweep, all checked and the folder claimed, before Ray
-    starts; a bad one stops the command, naming the field."""
+    """(config, data summary, results folder) of a new sweep, all checked, its plan printed and the folder
+    claimed, before Ray starts; a bad one stops the command, naming the field. --plan stops after the plan."""
     try:
         config = load_config(args.preset, args.set)
         name = args.name or f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = experiment_path(args.storage, name)
         summary = data_summary(location, config)
+        check_plan(args, config, summary)
         claim(path, resume=False)
     except ConfigError as error:
         fail(error)
     return config, summary, path
+
+
+def check_plan(args, config, summary):
+    plan = make_plan(config, summary)
+    cpu_wall_s = add_cpu_estimate(plan, config, summary) if runs_on_cpu_here(config) else None
+    print(format_plan(plan, cpu_wall_s), flush=True)
+    if args.plan:
+        sys.exit(0)
+    hours = plan["H100_hours"].sum()
+    if args.max_gpu_hours is not None and hours > args.max_gpu_hours:
+        raise ConfigError("--max-gpu-hours", f"the plan needs {hours:.3g} H100 GPU-hours, more than "
+                                             f"{args.max_gpu_hours:g}: shrink the grid (--set grid...) or raise it")
 
 
 def new_sweep(args, config, summary, path, use_gpu):

@@ -40,21 +40,24 @@ def peak_memory_mb(device):
 
 
 class Trainer:
-    def __init__(self, train, arch, size, seed, meta, train_tokens, val_tokens, budget_s, epochs=1,
-                 anneal_by_time=False):
-        """train: a TrainConfig. anneal_by_time: the LR schedule follows the share of the budget spent when
-        that is ahead of the share of steps done, so a run its budget cuts still decays its learning rate."""
+    def __init__(self, train, point, meta, train_tokens, val_tokens, budget_s, epochs=1, anneal_by_time=False):
+        """train: a TrainConfig; point: the TrialPoint (model, peak LR, data fraction, seed). anneal_by_time:
+        the LR schedule follows the share of the budget spent when that is ahead of the share of steps done,
+        so a run its budget cuts still decays its learning rate."""
         self.started = time.perf_counter()
-        self.train, self.arch, self.size, self.meta = train, arch, size, meta
+        self.train, self.point, self.meta = train, point, meta
+        self.arch, self.size = point.arch, point.size
         self.val_tokens = val_tokens
         self.budget_s = budget_s
         self.anneal_by_time = anneal_by_time
-        self.windows = EpochWindows(train_tokens, train.block_size, train.batch_size, seed, epochs)
+        self.windows = EpochWindows(train_tokens, train.block_size, train.batch_size, point.seed, epochs,
+                                    point.data_fraction, train.max_train_tokens // train.block_size)
         self.validation_steps = set()
         self.device = pick_device()
-        torch.manual_seed(seed)
-        model = build_model(arch, size, meta["vocab_size"], block_size=train.block_size, dropout=train.dropout)
-        self.step_fn = TrainStep(model, self.device, train.learning_rate, train.betas, train.weight_decay,
+        torch.manual_seed(point.seed)
+        model = build_model(point.arch, point.size, meta["vocab_size"], block_size=train.block_size,
+                            dropout=train.dropout)
+        self.step_fn = TrainStep(model, self.device, point.learning_rate, train.betas, train.weight_decay,
                                  train.grad_clip, compile=train.compile)
         self.model = self.step_fn.model
         self.step, self.tokens_seen, self.wall_before = 0, 0, 0.0
@@ -95,8 +98,8 @@ class Trainer:
         step = self.step
         if self.anneal_by_time:
             step = max(step, int(total * self.wall_s() / self.budget_s))
-        t = self.train
-        return cosine_learning_rate(step, total, t.learning_rate, t.min_learning_rate, t.warmup_fraction)
+        peak = self.point.learning_rate
+        return cosine_learning_rate(step, total, peak, peak * self.train.min_lr_ratio, self.train.warmup_fraction)
 
     def train_one_step(self):
         x, y = self.windows.batch(self.step)
@@ -147,6 +150,10 @@ class Trainer:
         return {
             "arch": self.arch,
             "size": self.size,
+            "learning_rate": self.point.learning_rate,
+            "data_fraction": self.point.data_fraction,
+            "seed": self.point.seed,
+            "epoch_tokens": self.windows.tokens_per_epoch,
             "params": self.model.num_params(),
             "params_nonembed": self.model.num_params(non_embedding=True),
             "tokens_seen": self.tokens_seen,

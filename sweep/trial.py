@@ -11,7 +11,7 @@ import torch
 from ray import tune
 
 from preprocessing.shards import load_meta, read_split
-from sweep.config import TrainConfig
+from sweep.config import TrainConfig, TrialPoint
 from sweep.data import local_data_dir
 from sweep.trainer import Trainer
 
@@ -35,10 +35,7 @@ class TuneTrial(Trainer):
     def __init__(self, config):
         train = TrainConfig(**config["train"])
         data_dir = local_data_dir(config["data"])
-        tokens = read_split(data_dir, "train")
-        if train.max_train_tokens:  # the CPU demo caps its epoch
-            tokens = tokens[:train.max_train_tokens]
-        super().__init__(train, config["arch"], config["size"], config["seed"], load_meta(data_dir), tokens,
+        super().__init__(train, TrialPoint.of(config), load_meta(data_dir), read_split(data_dir, "train"),
                          read_split(data_dir, "val"), train.time_budget_s)
         self.validation_steps = validation_steps(self.windows.steps, train.val_points)
         checkpoint = tune.get_checkpoint()

@@ -7,6 +7,7 @@ import pytest
 
 from preprocessing.shards import load_meta
 from sweep.config import ConfigError, apply_overrides, load_config, load_preset, preset_names
+from sweep import plan
 from sweep.results import METRICS
 from sweep.run import main
 from conftest import MICRO_SIZES, TRUNCATED_SIZE
@@ -21,11 +22,8 @@ def reports(trial_dir):
 
 
 def epoch_tokens(data_dir, config):
-    """Tokens in one epoch of windows: of train.bin, or of its first max_train_tokens."""
-    train = load_meta(data_dir)["splits"]["train"]["tokens"]
-    train = min(train, config.train.max_train_tokens or train)
-    block = config.train.block_size
-    return (train - 1) // block * block
+    """Tokens in one epoch of windows on the whole data: of train.bin, at most max_train_tokens of it."""
+    return plan.epoch_tokens(config.train, load_meta(data_dir)["splits"]["train"]["tokens"], 1.0)
 
 
 @pytest.mark.slow

@@ -33,7 +33,8 @@ def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, swee
     finals = [reports(d)[-1] for d in trial_dirs(micro_sweep)]
     best = min(finals, key=lambda final: final["val_loss"])
     assert metrics["model"] == f"{best['arch']}-{best['size']}" and metrics["steps"] > 0
-    assert metrics["wall_s"] < 15 + 10, "the time budget was not kept"
+    # the budget holds the training and its last validation; the test pass and the samples come after it
+    assert metrics["train_s"] < 15 + 3, "the time budget was not kept"
 
     # test loss is that of the saved (best on validation) checkpoint, over the whole test split
     config = load_config("tiny").train
