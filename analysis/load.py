@@ -51,6 +51,6 @@ def staged_output(results_dir):
         out.rename(final)
 
 
-def report_location(results_dir):
-    location = storage.join(results_dir, "analysis", "report.md")
+def report_location(results_dir, name="report.md"):
+    location = storage.join(results_dir, "analysis", name)
     return location if storage.is_uri(results_dir) else Path(location)

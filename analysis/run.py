@@ -1,6 +1,6 @@
 """Analyse a sweep: python analysis/run.py results/NAME [--data DIR] [--samples DIR] [--include-truncated]
 
-Writes results/NAME/analysis/{report.md, fits.json, trials.csv, curves.parquet, *.png, samples/}.
+Writes results/NAME/analysis/{report.md, report.html, fits.json, trials.csv, curves.parquet, *.png, samples/}.
 """
 
 import argparse
@@ -9,6 +9,8 @@ import sys
 import tempfile
 
 from analysis.load import load_results, local_folder, read_sweep_config, report_location, staged_output
+from analysis.media import sample_media
+from analysis.page import write_page
 from analysis.plots import make_plots
 from analysis.report import write_report
 from analysis.samples import sample_quality
@@ -93,10 +95,12 @@ def analyze(results_dir, data_dir=None, include_truncated=False, samples_dir=Non
         with tempfile.TemporaryDirectory(prefix="samples-") as scratch:
             samples = samples_dir or local_folder(results_dir, "best/samples", scratch)
             quality = sample_quality(samples, out / "samples", data_dir) if samples else (None, None)
+            media = sample_media(samples, out / "samples") if samples else ([], None)
         if quality[1] is not None:
             (out / "samples.json").write_text(json.dumps(quality[1], indent=1))
         write_report(out / "report.md", results_dir, trials, used, fits, study, figures, quality,
                      best_metrics(results_dir), include_truncated, missing_trials(sweep_config, trials))
+        write_page(out, media)
     return report_location(results_dir)
 
 
@@ -117,7 +121,7 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
-    print(f"Report: {report}")
+    print(f"Report: {report}\nPage: {report_location(args.results, 'report.html')}")
     return 0
 
 

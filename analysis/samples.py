@@ -44,11 +44,16 @@ def check_sample(abc_text, midi_path):
 
 def music21_valid(abc_text):
     """music21 parses the text and finds at least one note."""
+    return music21_score(abc_text) is not None
+
+
+def music21_score(abc_text):
+    """music21's reading of an ABC tune, or None when it cannot parse it or finds no note."""
     try:
         score = music21.converter.parse(abc_text, format="abc")
     except Exception:  # music21 raises many exception types on bad ABC; any of them means invalid
-        return False
-    return len(score.flatten().notes) > 0
+        return None
+    return score if len(score.flatten().notes) else None
 
 
 def bars(abc_text):

@@ -5,6 +5,7 @@ validated config and the data it ran on, so `--resume NAME` rebuilds the same tr
 """
 
 import fcntl
+import importlib.util
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from sweep.trial import train_trial
 BUDGET_BACKSTOP = 1.25
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 LOCK_FILE = ".driver.lock"
+TRACKERS = ("mlflow", "wandb")  # --log: the trackers Tune's own logger callbacks feed
 held_claims = []  # the lock files this driver holds open until it exits
 
 
@@ -42,13 +44,35 @@ def trainable(config, use_gpu, train_fn=train_trial):
     return tune.with_resources(train_fn, trial_resources(config.resources, use_gpu))
 
 
-def run_config(config, name, storage_root, verbose):
+def check_tracker(tracker):
+    """ConfigError naming --log when the tracker's package is not installed."""
+    if tracker and importlib.util.find_spec(tracker) is None:
+        raise ConfigError("--log", f"{tracker} is not installed: pip install -e '.[tracking]'")
+
+
+def tracker_callbacks(tracker, name):
+    """Tune's own logger callback that sends every trial's reports to MLflow or Weights & Biases, or none.
+    MLflow logs where MLFLOW_TRACKING_URI says (its default: ./mlflow.db), in the experiment `name`;
+    W&B in the project WANDB_PROJECT (default music-scaling), one group per sweep."""
+    if tracker == "mlflow":
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        return [MLflowLoggerCallback(experiment_name=name)]
+    if tracker == "wandb":
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        return [WandbLoggerCallback(project=os.environ.get("WANDB_PROJECT", "music-scaling"), group=name)]
+    return []
+
+
+def run_config(config, name, storage_root, verbose, tracker=None):
     return tune.RunConfig(
         name=name,
         storage_path=storage.normalize(storage_root),
         stop={"time_total_s": config.train.time_budget_s * BUDGET_BACKSTOP},
         failure_config=tune.FailureConfig(max_failures=config.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=tracker_callbacks(tracker, name),
         verbose=verbose,
     )
 
@@ -63,9 +87,10 @@ def tune_config(config):
                            trial_name_creator=trial_name, trial_dirname_creator=trial_name)
 
 
-def new_tuner(config, data, name, storage_root, use_gpu, verbose=1, train_fn=train_trial):
+def new_tuner(config, data, name, storage_root, use_gpu, verbose=1, train_fn=train_trial, tracker=None):
     return tune.Tuner(trainable(config, use_gpu, train_fn), param_space=trial_space(config, data),
-                      tune_config=tune_config(config), run_config=run_config(config, name, storage_root, verbose))
+                      tune_config=tune_config(config),
+                      run_config=run_config(config, name, storage_root, verbose, tracker))
 
 
 def restored_tuner(path, config, use_gpu):

@@ -20,7 +20,8 @@ from preprocessing import storage
 from preprocessing.shards import verify_shards
 from sweep.config import ConfigError, check_fits, load_config, preset_names, validate
 from sweep.data import local_data_dir
-from sweep.experiment import claim, experiment_path, new_tuner, restored_tuner, write_sweep_file
+from sweep.experiment import (TRACKERS, check_tracker, claim, experiment_path, new_tuner, restored_tuner,
+                              write_sweep_file)
 from sweep.plan import add_cpu_estimate, format_plan, make_plan, runs_on_cpu_here
 from sweep.results import read_sweep_file
 
@@ -43,6 +44,9 @@ def parse_sweep_args(argv):
     parser.add_argument("--max-gpu-hours", type=float, metavar="H",
                         help="refuse a plan of more H100 GPU-hours than this (at the plan's assumed MFU)")
     parser.add_argument("--quiet", action="store_true", help="no progress table")
+    parser.add_argument("--log", choices=TRACKERS, help="also send every trial's metrics to MLflow or Weights & "
+                                                        "Biases (pip install -e '.[tracking]'); a resumed sweep "
+                                                        "keeps the choice it started with")
     return parser.parse_args(argv)
 
 
@@ -79,6 +83,7 @@ def claim_new_sweep(args, location):
         name = args.name or f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = experiment_path(args.storage, name)
         summary = data_summary(location, config)
+        check_tracker(args.log)
         check_plan(args, config, summary)
         claim(path, resume=False)
     except ConfigError as error:
@@ -103,7 +108,8 @@ def new_sweep(args, config, summary, path, use_gpu):
     name = storage.normalize(path).rstrip("/").rsplit("/", 1)[-1]
     write_sweep_file(path, {"name": name, "preset": args.preset, "overrides": args.set,
                             "config": config.to_dict(), "data": summary})
-    return new_tuner(config, summary["location"], name, args.storage, use_gpu, verbose=0 if args.quiet else 1)
+    return new_tuner(config, summary["location"], name, args.storage, use_gpu, verbose=0 if args.quiet else 1,
+                     tracker=args.log)
 
 
 def start_sweep(args):

@@ -18,10 +18,11 @@ from sweep.trial import TuneTrial, trial_threads
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-def run_sweep_in_process(data_dir, storage, name, overrides=(), budget_s_of_size=None, train_fn=None):
+def run_sweep_in_process(data_dir, storage, name, overrides=(), budget_s_of_size=None, train_fn=None,
+                         tracker=None):
     """A tiny-preset sweep on the session's local Ray, built as sweep/run.py builds it; returns
     (ResultGrid, path). budget_s_of_size gives chosen sizes a time budget of their own; train_fn replaces
-    the trainable."""
+    the trainable; tracker is --log's value."""
     config = load_config("tiny", list(overrides))
     path = experiment_path(storage, name)
     write_sweep_file(path, {"name": name, "preset": "tiny", "overrides": list(overrides),
@@ -33,7 +34,7 @@ def run_sweep_in_process(data_dir, storage, name, overrides=(), budget_s_of_size
             lambda spec: budget_s_of_size.get(spec.config["size"], budget))
     tuner = tune.Tuner(trainable(config, use_gpu=False, **({"train_fn": train_fn} if train_fn else {})),
                        param_space=space, tune_config=tune_config(config),
-                       run_config=run_config(config, name, storage, verbose=0))
+                       run_config=run_config(config, name, storage, verbose=0, tracker=tracker))
     return tuner.fit(), Path(path)
 
 

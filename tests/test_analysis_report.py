@@ -48,7 +48,7 @@ def test_analysis_of_a_real_micro_sweep_writes_every_file(micro_sweep):
     report = analyze(micro_sweep)
     out = micro_sweep / "analysis"
     assert report == out / "report.md"
-    for name in ("report.md", "fits.json", "trials.csv", "curves.parquet", "samples.json",
+    for name in ("report.md", "report.html", "fits.json", "trials.csv", "curves.parquet", "samples.json",
                  *(f"{figure}.png" for figure in FIGURES)):
         assert (out / name).stat().st_size > 0, name
     for figure in FIGURES:
@@ -81,6 +81,8 @@ def test_analysis_of_a_real_micro_sweep_writes_every_file(micro_sweep):
     assert ("not distinguishable" in text) or ("do not overlap" in text)
     for figure in FIGURES:
         assert f"({figure}.png)" in text
+    page = (out / "report.html").read_text()  # the page itself is tested in test_analysis_page.py
+    assert page.count('<img class="score"') == 1 and f"<img alt=\"{FIGURES[0]}\" src=\"data:image/png" in page
 
 
 def cut_last_report(trial_dir):
