@@ -122,7 +122,7 @@ def pipeline_run(folder, cpus, out, warm_up_paths):
     started = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        prepare([str(p) for p in warm_up_paths], out.with_name(out.name + "-warm-up"), quiet=True, split=(1, 0, 0))
+        prepare([str(p) for p in warm_up_paths], out.with_name(out.name + "-warm-up"), quiet=True)
         startup = time.perf_counter() - started
         with ProcessTree() as tree:
             started, idle_before = time.perf_counter(), idle_core_seconds()

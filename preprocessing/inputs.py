@@ -7,17 +7,21 @@ split into tunes here, in the driver, so every tune gets its own manifest row.
 A remote file's "filesystem" is the URI of its bucket, as the input names it, from which pyarrow makes the
 filesystem to read it with, once per bucket: so the URI's own options hold for every file under it
 (gs://anonymous@bucket reads a public bucket without credentials). It is "" for anything local.
+
+An item's "stamp" tells a changed input from the one an earlier run read: a file's size and modification
+time (as the listing gives them), an ABC tune's md5.
 """
 
 import glob
+import hashlib
 import os
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow.fs
 
 from preprocessing.abc_tools import split_tunes
+from preprocessing.storage import as_local, bucket_and_key, bucket_filesystem, is_uri, resolve
 
 MIDI_SUFFIXES = (".mid", ".midi")
 ABC_SUFFIX = ".abc"
@@ -34,29 +38,29 @@ def resolve_inputs(inputs):
     for spec in inputs:
         for item in items_of(str(spec)):
             items.setdefault(item["source"], item)
+    if not items:
+        raise ValueError(f"--input {' '.join(map(str, inputs))}: no MIDI file (.mid, .midi) or ABC tune found")
+    local = [items[source] for source in sorted(items) if items[source]["stamp"] is None]
+    for item, info in zip(local, pyarrow.fs.LocalFileSystem().get_file_info([i["location"] for i in local])):
+        item["stamp"] = stamp_of(info)  # local files are stamped in one call
     return [items[source] for source in sorted(items)]
 
 
 def items_of(spec):
-    spec = as_local(spec)
-    if spec == MUSIC21:
+    local = as_local(spec)  # a file:// URI is read as the local path it names
+    if local == MUSIC21:
         return music21_items()
-    if "://" in spec:
-        return remote_items([spec])
-    path = Path(spec)
+    if is_uri(local):
+        return remote_items([local])
+    path = Path(local)
     if path.is_dir():
         return [midi_item(location) for location in walk_midi(path)]
     if path.is_file():
         return file_items(path)
-    matches = sorted(glob.glob(spec, recursive=True))
+    matches = sorted(glob.glob(local, recursive=True))
     if matches:
         return [item for match in matches if Path(match).is_file() for item in file_items(Path(match))]
     raise ValueError(f"--input {spec}: no such file, folder or matching glob")
-
-
-def as_local(spec):
-    """A file:// URI as the local path it names (so it is read as local files are); any other spec as it is."""
-    return urllib.parse.unquote(urllib.parse.urlsplit(spec).path) if spec.startswith("file://") else spec
 
 
 def file_items(path):
@@ -72,9 +76,9 @@ def listed_items(list_path):
     """The items of a list file's entries; its URIs are looked up together (remote_items)."""
     lines = [line.strip() for line in list_path.read_text().splitlines()]
     entries = [as_local(line) for line in lines if line and not line.startswith("#")]
-    uris = [entry for entry in entries if "://" in entry]
+    uris = [entry for entry in entries if is_uri(entry)]
     local = [entry if os.path.isabs(entry) else str(list_path.parent / entry)
-             for entry in entries if "://" not in entry]
+             for entry in entries if not is_uri(entry)]
     return [item for entry in local for item in items_of(entry)] + remote_items(uris)
 
 
@@ -95,8 +99,13 @@ def walk_midi(folder):
                     yield os.path.realpath(entry.path) if entry.is_symlink() else entry.path
 
 
-def midi_item(location, filesystem=""):
-    return {"source": location, "kind": "midi", "location": location, "text": "", "filesystem": filesystem}
+def midi_item(location, filesystem="", stamp=None):
+    return {"source": location, "kind": "midi", "location": location, "text": "", "filesystem": filesystem,
+            "stamp": stamp}
+
+
+def stamp_of(info):
+    return f"{info.size} {info.mtime_ns}"
 
 
 def abc_items(source, book_text):
@@ -108,7 +117,8 @@ def abc_items(source, book_text):
 
 
 def abc_item(source, location, text):
-    return {"source": source, "kind": "abc", "location": location, "text": text, "filesystem": ""}
+    return {"source": source, "kind": "abc", "location": location, "text": text, "filesystem": "",
+            "stamp": hashlib.md5(text.encode("utf-8", "replace")).hexdigest()}
 
 
 def music21_items():
@@ -130,54 +140,49 @@ def remote_items(uris):
     One filesystem per bucket, not per URI (making one can cost a request of its own: S3 looks up the bucket's
     region), and the URIs are looked up REMOTE_LOOKUPS at a time: at one round trip each, one after the other,
     a list of Lakh's 176k URIs would take hours before any work started."""
-    entries = list(located(uris))
+    located = [resolve(uri) for uri in uris]  # (the bucket's filesystem, the URI's path in it)
     with ThreadPoolExecutor(REMOTE_LOOKUPS) as pool:
-        infos = list(pool.map(lambda entry: entry[2].get_file_info(entry[3]), entries))
-    missing = [entry[0] for entry, info in zip(entries, infos) if info.type == pyarrow.fs.FileType.NotFound]
+        infos = list(pool.map(lambda at: at[0].get_file_info(at[1]), located))
+    missing = [uri for uri, info in zip(uris, infos) if info.type == pyarrow.fs.FileType.NotFound]
     if missing:
         more = f" (and {len(missing) - 1} more of the URIs listed with it)" if len(missing) > 1 else ""
         raise ValueError(f"--input {missing[0]}: not found{more}")
-    return [item for (_, bucket, filesystem, _), info in zip(entries, infos)
-            for item in object_items(bucket, filesystem, info)]
-
-
-def located(uris):
-    """(URI, its bucket's URI, the bucket's filesystem, the URI's path in it) for each URI."""
-    made = {}
-    for uri in uris:
-        bucket, key = bucket_and_key(uri)
-        if bucket not in made:
-            made[bucket] = pyarrow.fs.FileSystem.from_uri(bucket)  # the filesystem and the bucket's path in it
-        filesystem, root = made[bucket]
-        yield uri, bucket, filesystem, root.rstrip("/") + key
+    # The bucket's URI, with the options the user wrote, is the same for each of its files: one dataset for all.
+    return [item for uri, (filesystem, _), info in zip(uris, located, infos)
+            for item in object_items(bucket_and_key(uri)[0], filesystem, info)]
 
 
 def object_items(bucket, filesystem, info):
     """The items of one URI, once looked up: of its file, or of the MIDI files in the folder it names."""
+    files = [info]
     if info.type == pyarrow.fs.FileType.Directory:
         listing = filesystem.get_file_info(pyarrow.fs.FileSelector(info.path, recursive=True))
-        paths = [i.path for i in listing
-                 if i.type == pyarrow.fs.FileType.File and i.path.lower().endswith(MIDI_SUFFIXES)]
-    else:
-        paths = [info.path]
+        files = [i for i in listing if i.type == pyarrow.fs.FileType.File and i.path.lower().endswith(MIDI_SUFFIXES)]
     items = []
-    for path in paths:
-        location = f"{bucket.split('://', 1)[0]}://{path}"
-        if path.lower().endswith(ABC_SUFFIX):
-            with filesystem.open_input_stream(path) as stream:
+    for file in files:
+        location = f"{bucket.split('://', 1)[0]}://{file.path}"
+        if file.path.lower().endswith(ABC_SUFFIX):
+            with filesystem.open_input_stream(file.path) as stream:
                 items.extend(abc_items(location, stream.read().decode("latin-1")))
         else:
-            items.append(midi_item(location, filesystem=bucket))
+            items.append(midi_item(location, bucket, stamp_of(file)))
     return items
 
 
-def bucket_and_key(uri):
-    """(the URI of its bucket, the path below it), without a request. The bucket's URI keeps the user info and
-    query, which pyarrow needs to make the filesystem, and is the same for every file of a bucket (so a list of
-    176k URIs is one dataset, not 176k)."""
-    parts = urllib.parse.urlsplit(uri)
-    bucket = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
-    return bucket, urllib.parse.unquote(parts.path).rstrip("/")
+def file_md5s(items):
+    """The md5 of each MIDI item's bytes ("" where unreadable, as in the manifest), REMOTE_LOOKUPS at a time."""
+    with ThreadPoolExecutor(REMOTE_LOOKUPS) as pool:
+        return list(pool.map(file_md5, items))
+
+
+def file_md5(item):
+    remote = item["filesystem"]
+    filesystem = bucket_filesystem(remote)[0] if remote else pyarrow.fs.LocalFileSystem()
+    try:
+        with filesystem.open_input_stream(ray_path(item["location"])) as stream:
+            return hashlib.md5(stream.read()).hexdigest()
+    except OSError:
+        return ""
 
 
 def ray_path(location):

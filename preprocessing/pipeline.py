@@ -17,17 +17,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs
 import pyarrow.parquet as pq
 import ray
 
 from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
 from preprocessing.convert import CONVERSION_VERSION, convert_batch
-from preprocessing.inputs import ray_path, resolve_inputs
+from preprocessing.inputs import file_md5s, ray_path, resolve_inputs
 from preprocessing.parallel import block_count
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
+from preprocessing.storage import atomic_path, bucket_filesystem, write_text
 from preprocessing.token_stage import encoded_tunes, tokenize_tunes
 from preprocessing.tune_split import hash_position, rescue_empty_splits, split_of
 
@@ -39,13 +39,17 @@ TUNE_SCHEMA = pa.schema([("tune_md5", pa.string()), ("abc", pa.large_string())])
 
 
 class DifferentRunError(FileExistsError):
-    """--out holds a preprocessing run of other inputs, settings, conversion or tokenizer version (the keys of
-    run.json that differ are in differing)."""
+    """--out holds a preprocessing run of other inputs, settings, conversion or tokenizer version, or of inputs
+    changed since (differing: the keys of run.json that differ, or the changed inputs)."""
 
     def __init__(self, out, differing):
         super().__init__(f"--out {out} holds a preprocessing run with different {', '.join(differing)}; "
                          f"pass --overwrite to replace it, or choose another --out")
         self.differing = differing
+
+
+class TooFewTunesError(RuntimeError):
+    """The inputs gave too few usable tunes for a train, a val and a test split; manifest.parquet says why."""
 
 
 def prepare(inputs, out_dir, **settings):
@@ -56,13 +60,15 @@ def prepare(inputs, out_dir, **settings):
     """
     settings = Settings.from_kwargs(**settings)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; name a folder (new, empty, or of an earlier run)")
     started = time.time()
     items = resolve_inputs(inputs)
     run = {"inputs": [str(i) for i in inputs], "files": len(items),
            "files_sha256": hashlib.sha256("\n".join(i["source"] for i in items).encode()).hexdigest(),
            "settings": settings.output_affecting(), "conversion_version": CONVERSION_VERSION,
            "tokenizer_version": TOKENIZER_VERSION}
-    finished = claim_out_dir(out, run, settings)
+    finished = claim_out_dir(out, run, items, settings)
     if finished is not None:
         return finished
     say = (lambda *a: None) if settings.quiet else print
@@ -71,7 +77,10 @@ def prepare(inputs, out_dir, **settings):
     try:
         records = converted_records(items, out / WORK_DIR, settings, say)
         converted = time.time()
-        manifest = assign_status_and_split(records, settings.split)
+        try:
+            manifest = assign_status_and_split(records, settings.split)
+        except ValueError as error:  # too few tunes to split
+            raise too_few_tunes(out, records, error) from None
         tunes, abc = kept_tunes(manifest, out / WORK_DIR)
         tokenized = out / WORK_DIR / "tokenized.parquet"
         train_counts = tokenize_tunes(abc, tunes.split == "train", tokenized, settings.chunk_tokens)
@@ -83,35 +92,65 @@ def prepare(inputs, out_dir, **settings):
     write_tables(out, manifest, tunes, abc)
     write_meta(out, meta_of(vocab, splits, settings, run))
     summary = summarize(out, manifest, tunes, splits, vocab, converted - started, time.time() - converted)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_text(out / "summary.json", json.dumps(summary, indent=1))
     shutil.rmtree(out / WORK_DIR)
     say(format_summary(summary))
     return summary
 
 
-def claim_out_dir(out, run, settings):
+def claim_out_dir(out, run, items, settings):
     """None to go on (new or resumed run), or the saved summary when this same run already finished."""
     if out.exists() and any(out.iterdir()):
-        run_file = out / RUN_FILE
-        if not run_file.exists():
+        previous = read_json(out / RUN_FILE)
+        if previous is None:
             raise FileExistsError(f"--out {out} is not empty and holds no preprocessing run ({RUN_FILE}); "
                                   f"choose a new or empty folder")
-        previous = json.loads(run_file.read_text())
         if settings.overwrite:
             for name in OUTPUTS:
                 path = out / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        elif previous != run:
-            raise DifferentRunError(out, sorted(k for k in run if previous.get(k) != run[k]))
-        elif (out / "summary.json").exists():
+        elif differing := (sorted(k for k in run if previous.get(k) != run[k])
+                           or changed_inputs(out, items, settings.verify)):
+            raise DifferentRunError(out, differing)
+        elif (summary := read_json(out / "summary.json")) is not None:
             if not settings.quiet:
                 print(f"{out} already holds this run, complete; nothing to do")
-            return json.loads((out / "summary.json").read_text())
+            return summary
         elif not settings.quiet:
             print(f"resuming the unfinished run in {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps(run, indent=1))
+    write_text(out / RUN_FILE, json.dumps(run, indent=1))
     return None
+
+
+def read_json(path):
+    """The file's JSON, or None when it is missing or not whole."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def changed_inputs(out, items, verify):
+    """[what changed] when an input differs from what the earlier run in out converted, else []. A file is
+    judged by its size and modification time, or with verify by the md5 of its bytes; an ABC tune by its text."""
+    if (out / "manifest.parquet").exists():
+        before = pd.read_parquet(out / "manifest.parquet").set_index("source")
+    elif (out / WORK_DIR / "converted.done").exists():
+        before = pd.read_parquet(out / WORK_DIR / "records.parquet").set_index("source")
+    else:  # not converted yet: the resumed run reads every input afresh
+        return []
+    recorded = before.get("stamp", before.md5).to_dict()  # a run that recorded no stamps: its files changed
+    now = {item["source"]: item["stamp"] for item in items}
+    if verify:
+        midi = [item["source"] for item in items if item["kind"] == "midi"]
+        recorded.update(before.md5[midi])
+        now.update(zip(midi, file_md5s([item for item in items if item["kind"] == "midi"])))
+    changed = [source for source, stamp in now.items() if recorded.get(source) != stamp]
+    if not changed:
+        return []
+    more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+    how = "their bytes" if verify else "size or modification time; --verify compares their bytes"
+    return [f"input contents ({changed[0]}{more} changed since, by {how})"]
 
 
 def converted_records(items, work, settings, say):
@@ -142,6 +181,7 @@ def converted_records(items, work, settings, say):
             if done_now * 10 // len(items) > done_before * 10 // len(items):  # every 10%
                 say(f"  converted {done_now}/{len(items)}")
     records = pd.concat(parts, ignore_index=True).sort_values("source", ignore_index=True)
+    records["stamp"] = records.source.map({item["source"]: item["stamp"] for item in items})
     if len(records) != len(items) or records.source.isna().any():
         raise RuntimeError(f"{len(items)} inputs gave {len(records)} records: a file went missing in Ray")
     records.to_parquet(records_path)
@@ -177,7 +217,7 @@ def converted_batches(items, settings):
         # Blocks of about batch_size files: each task has a cost of its own.
         blocks = block_count(len(paths), settings.batch_size)
         if filesystem:  # remote: Ray's reader, with its retries; the network dwarfs its cost
-            remote = pyarrow.fs.FileSystem.from_uri(filesystem)[0]
+            remote = bucket_filesystem(filesystem)[0]
             datasets.append(ray.data.read_binary_files(paths, filesystem=remote, include_paths=True,
                                                        override_num_blocks=blocks))
         else:
@@ -201,12 +241,26 @@ def assign_status_and_split(records, fractions):
     kept = manifest.status == "ok"
     manifest["split"] = ""
     manifest.loc[kept, "split"] = [split_of(md5, fractions) for md5 in manifest.tune_md5[kept]]
-    counts = manifest.split[kept].value_counts().reindex(SPLITS, fill_value=0)
+    counts = manifest.split[kept].value_counts().reindex(SPLITS, fill_value=0).to_dict()
     train = manifest.tune_md5[kept & (manifest.split == "train")]
     candidates = sorted(train, key=hash_position, reverse=True)
     for md5, split in rescue_empty_splits(counts, candidates, fractions).items():
         manifest.loc[kept & (manifest.tune_md5 == md5), "split"] = split
     return manifest
+
+
+def too_few_tunes(out, records, error):
+    """The error for inputs with too few usable tunes, once manifest.parquet gives each input's status."""
+    manifest = assign_status_and_split(records, (1, 0, 0)).assign(split="")
+    write_parquet(manifest, out / "manifest.parquet")
+    reasons = ", ".join(f"{n} {r}" for r, n in manifest.reason.replace("", "ok").value_counts().sort_index().items())
+    return TooFewTunesError(f"{error}. Of the {len(manifest)} inputs: {reasons} ({out / 'manifest.parquet'} "
+                            f"names each input's status and reason)")
+
+
+def write_parquet(frame, path):
+    with atomic_path(path) as temporary:
+        frame.to_parquet(temporary, index=False)
 
 
 def kept_tunes(manifest, work):
@@ -260,13 +314,13 @@ def write_shards(out, tunes, vocab, tokenized):
 
 def write_tables(out, manifest, tunes, abc):
     """manifest.parquet, and abc/ with the tunes' table and their ABC (abc: OrderedTexts), written in parts."""
-    manifest.to_parquet(out / "manifest.parquet", index=False)
-    (out / "abc").mkdir(exist_ok=True)
+    write_parquet(manifest, out / "manifest.parquet")
     columns = ["source", "tune_md5", "md5", "split", "notes", "bars", "voices", "chunks", "tokens", "unk"]
     table = tunes[columns].rename(columns={"md5": "file_md5"}).rename(columns={"tune_md5": "md5"})
     table = pa.Table.from_pandas(table, preserve_index=False)
     schema = table.schema.insert(3, pa.field("abc", pa.large_string()))
-    with pq.ParquetWriter(out / "abc" / "part-00000.parquet", schema, use_dictionary=["split"]) as writer:
+    with atomic_path(out / "abc" / "part-00000.parquet") as part, \
+            pq.ParquetWriter(part, schema, use_dictionary=["split"]) as writer:
         for start in range(0, len(table), TUNES_PER_WRITE):
             rows = slice(start, start + TUNES_PER_WRITE)
             writer.write_table(table[rows].add_column(3, "abc", abc[rows]))

@@ -1,12 +1,18 @@
-"""python preprocessing/run.py --input PATH [--input PATH ...] --out DIR [options]"""
+"""python preprocessing/run.py --input PATH [--input PATH ...] --out DIR [options]
+
+Exits 0 when done, 2 on a bad argument (refused before any work), 1 when the run fails (too few usable tunes,
+a full disk), each with a message."""
 
 import argparse
+import errno
 import sys
 
 import ray
 
-from preprocessing.pipeline import prepare
+from preprocessing.pipeline import TooFewTunesError, prepare
 from preprocessing.settings import Settings
+
+USAGE_ERROR = 2
 
 
 def parse_args(argv=None):
@@ -26,6 +32,8 @@ def parse_args(argv=None):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     parser.add_argument("--midi2abc-flags", default=" ".join(defaults.midi2abc_flags))
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    parser.add_argument("--verify", action="store_true", help="on a rerun into the same --out, tell changed inputs "
+                        "by the md5 of their bytes (reads them all), not by their sizes and modification times")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
 
@@ -44,14 +52,27 @@ def ray_address(args):
 def main(argv=None):
     args = parse_args(argv)
     settings = {k: v for k, v in vars(args).items() if k not in ("input", "out")}
-    settings["address"] = ray_address(args)
     try:
+        Settings.from_kwargs(**settings)  # a bad value is refused before Ray starts
+        settings["address"] = ray_address(args)
         prepare(args.input, args.out, **settings)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
+    except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError) as error:
+        fail(error, USAGE_ERROR)
+    except TooFewTunesError as error:
+        fail(error, 1)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left" not in str(error):
+            raise
+        fail(f"the disk that holds --out {args.out} is full ({error}); free some space there and run the same "
+             f"command again (it resumes), or choose another --out", 1)
     finally:
         if ray.is_initialized():
             ray.shutdown()
+
+
+def fail(message, code):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

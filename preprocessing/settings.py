@@ -6,7 +6,7 @@ from preprocessing.abc_clean import Limits
 from preprocessing.abc_tools import MIDI2ABC_FLAGS
 
 # Settings that only change how the work is scheduled, not what it produces.
-RUN_ONLY = ("num_cpus", "batch_size", "overwrite", "address", "quiet")
+RUN_ONLY = ("num_cpus", "batch_size", "overwrite", "verify", "address", "quiet")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Settings:
     batch_size: int = 1000
     address: str | None = None
     overwrite: bool = False
+    verify: bool = False  # on a rerun, judge inputs by the md5 of their bytes, not their size and time
     quiet: bool = False
 
     @classmethod
@@ -44,10 +45,10 @@ class Settings:
     def validate(self):
         def need(condition, name, rule):
             if not condition:
-                raise ValueError(f"setting {name}={getattr(self, name)!r}: {rule}")
+                raise ValueError(f"setting {name}={getattr(self, name)!r} (--{name.replace('_', '-')}): {rule}")
 
-        need(len(self.split) == 3 and all(f >= 0 for f in self.split) and self.split[0] > 0
-             and abs(sum(self.split) - 1) < 1e-6, "split", "three fractions train,val,test >= 0 summing to 1")
+        need(len(self.split) == 3 and all(f > 0 for f in self.split) and abs(sum(self.split) - 1) < 1e-6, "split",
+             "three fractions train,val,test, each > 0 (a sweep validates on val and tests on test), summing to 1")
         need(self.timeout > 0, "timeout", "must be > 0 seconds")
         need(all(isinstance(flag, str) for flag in self.midi2abc_flags), "midi2abc_flags", "must be strings")
         for name in ("min_notes", "min_bars", "max_notes", "max_bars"):
@@ -81,5 +82,5 @@ def parse_split(value):
         try:
             value = [float(part) for part in value.split(",")]
         except ValueError:
-            raise ValueError(f"setting split={value!r}: three comma-separated fractions, e.g. 0.98,0.01,0.01")
+            raise ValueError(f"setting split={value!r} (--split): three comma-separated fractions, e.g. 0.98,0.01,0.01")
     return tuple(float(f) for f in value)

@@ -3,11 +3,14 @@
 This is the reader the sweep uses; the pipeline writes through `ShardWriter` and `write_meta`.
 """
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+
+from preprocessing.storage import atomic_path, write_text
 
 SPLITS = ("train", "val", "test")
 DTYPE = np.uint16
@@ -40,14 +43,15 @@ def read_split(data_dir, split):
 
 
 class ShardWriter:
-    """Streams one split's ids to disk in pieces; .entry is its meta.json entry once closed."""
+    """Streams one split's ids to disk in pieces; .entry is its meta.json entry once closed. The shard gets its
+    name only once whole (storage.atomic_path)."""
 
     def __init__(self, data_dir, split):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.path = shard_path(data_dir, split)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "wb")
+        self.closing = contextlib.ExitStack()  # closes the file, then names it, or removes it on any error
+        temporary = self.closing.enter_context(atomic_path(shard_path(data_dir, split)))
+        self.file = self.closing.enter_context(open(temporary, "wb"))
         self.digest = hashlib.sha256()
         self.tokens = 0
         self.entry = None
@@ -65,7 +69,7 @@ class ShardWriter:
         return self
 
     def __exit__(self, *exc):
-        self.file.close()
+        self.closing.__exit__(*exc)
         self.entry = {"tokens": int(self.tokens), "sha256": self.digest.hexdigest()}
 
 
@@ -111,5 +115,4 @@ def verify_shard(path, expected, vocab_size):
 
 
 def write_meta(data_dir, meta):
-    path = Path(data_dir) / "meta.json"
-    path.write_text(json.dumps(meta, indent=1))
+    write_text(Path(data_dir) / "meta.json", json.dumps(meta, indent=1))

@@ -5,10 +5,11 @@ A URI's filesystem is made once per bucket, from the bucket's URI as the user wr
 (gs://anonymous@bucket reads a public bucket without credentials) hold for every file under it.
 """
 
+import contextlib
 import functools
 import os
-import tempfile
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -109,17 +110,24 @@ def write_bytes(location, data):
         with filesystem.open_output_stream(path) as stream:
             stream.write(data)
         return
-    folder = os.path.dirname(path)
+    with atomic_path(path) as temporary:
+        Path(temporary).write_bytes(data)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary local path beside `path` to write to: once the block ends without error it is synced to disk
+    and renamed to `path`, else removed. So `path` is whole or absent, never cut short (as by a full disk)."""
+    folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}")  # the writer creates it
     try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield temporary
+        with open(temporary, "rb") as f:
             os.fsync(f.fileno())
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        Path(temporary).unlink(missing_ok=True)
         raise
 
 

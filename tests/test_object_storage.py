@@ -103,10 +103,11 @@ def store(request):
     server.stop()
 
 
-def run(command, env, timeout=300):
+def run(command, env, timeout=300, code=0):
     done = subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == code, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
 
 
 def test_a_bucket_folder_is_read_through_ray_like_local_files(store, midi_dir, tmp_path):
@@ -121,9 +122,9 @@ def test_a_bucket_folder_is_read_through_ray_like_local_files(store, midi_dir, t
         store.put(f"lakh/{key}", body)
 
     out = tmp_path / "data"
-    # ~15 s; the timeout, as a read without credentials hangs
-    run(["preprocessing/run.py", "--input", store.uri("lakh/midi"), "--input", str(local_input), "--out", str(out),
-         "--num-cpus", "2", "--split", "1,0,0", "--quiet"], store.env, timeout=120)
+    command = ["preprocessing/run.py", "--input", store.uri("lakh/midi"), "--input", str(local_input), "--out",
+               str(out), "--num-cpus", "2"]
+    run([*command, "--quiet"], store.env, timeout=120)  # ~15 s; the timeout, as a read without credentials hangs
     manifest = pd.read_parquet(out / "manifest.parquet").set_index("source")
     midi_keys = sorted(key for key in objects if key.lower().endswith(".mid"))
     sources = [store.source(f"lakh/{key}") for key in midi_keys]
@@ -135,6 +136,12 @@ def test_a_bucket_folder_is_read_through_ray_like_local_files(store, midi_dir, t
     assert manifest.loc[copy, "duplicate_of"] == original
     local = convert_batch({"path": [str(p) for p in [*originals, local_input]]}, MIDI2ABC_FLAGS, 10.0, Limits())
     assert sorted(pd.read_parquet(out / "abc").md5) == sorted(local["tune_md5"])
+
+    assert "nothing to do" in run([*command, "--verify"], store.env, timeout=120).stdout  # the same bytes again
+    store.put("lakh/midi/sub/bad $(name).MID", b"other bytes")  # a changed object: by its size and time
+    refused = run(command, store.env, timeout=120, code=2).stderr
+    assert f"input contents ({store.source('lakh/midi/sub/bad $(name).MID')} changed since" in refused
+    assert "Traceback" not in refused
 
 
 def test_listed_objects_of_one_bucket_are_read_with_one_filesystem(store, tmp_path, monkeypatch):
@@ -152,6 +159,7 @@ def test_listed_objects_of_one_bucket_are_read_with_one_filesystem(store, tmp_pa
     items = resolve_inputs([str(listed)])
     assert [item["location"] for item in items] == [store.source(f"lakh/listed/{name}") for name in names]
     assert {item["filesystem"] for item in items} == {store.uri("lakh")}
+    assert {item["stamp"].split()[0] for item in items} == {"4"}  # the size, from the lookup or listing
 
     listed.write_text("".join(f"{store.uri(f'lakh/listed/{name}')}\n" for name in ("gone.mid", "001.mid", "x.mid")))
     with pytest.raises(ValueError, match=r"--input .*lakh/listed/gone\.mid: not found \(and 1 more"):
