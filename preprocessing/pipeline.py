@@ -8,6 +8,7 @@ split need only hashes, and only distinct tunes are tokenized, once each.
 
 import hashlib
 import json
+import logging
 import shutil
 import time
 from contextlib import closing
@@ -24,6 +25,7 @@ from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
 from preprocessing.convert import CONVERSION_VERSION, convert_batch
 from preprocessing.inputs import file_md5s, ray_path, resolve_inputs
 from preprocessing.parallel import block_count
+from preprocessing.progress import progress_bar
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
 from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
@@ -83,7 +85,7 @@ def prepare(inputs, out_dir, **settings):
             raise too_few_tunes(out, records, error) from None
         tunes, abc = kept_tunes(manifest, out / WORK_DIR)
         tokenized = out / WORK_DIR / "tokenized.parquet"
-        train_counts = tokenize_tunes(abc, tunes.split == "train", tokenized, settings.chunk_tokens)
+        train_counts = tokenize_tunes(abc, tunes.split == "train", tokenized, settings.chunk_tokens, settings.quiet)
         vocab = Vocabulary.build(train_counts, settings.min_count, settings.max_vocab)
     finally:
         if started_ray:
@@ -165,9 +167,10 @@ def converted_records(items, work, settings, say):
     work.mkdir(parents=True)
     midi_items, rows = render_abc_items(items, work / "rendered", settings.timeout)
     source_of = {ray_path(item["location"]): item["source"] for item in midi_items}
-    parts, seen, done_now = [pd.DataFrame(rows)], set(), len(rows)
+    parts, seen = [pd.DataFrame(rows)], set()
     # No dictionary encoding: every ABC text here is distinct, so building the dictionary is wasted driver time.
-    with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA, use_dictionary=False) as tunes_file:
+    with pq.ParquetWriter(work / "tunes.parquet", TUNE_SCHEMA, use_dictionary=False) as tunes_file, \
+            progress_bar(len(midi_items), "converting", "file", settings.quiet or not midi_items) as bar:
         for batch in converted_batches(midi_items, settings):
             new = [i for i, (status, md5) in enumerate(zip(batch["status"].to_pylist(),
                                                            batch["tune_md5"].to_pylist()))
@@ -177,9 +180,8 @@ def converted_records(items, work, settings, say):
             part = batch.drop_columns(["abc"]).to_pandas()
             part.insert(0, "source", [source_of.get(path) for path in part.pop("path")])
             parts.append(part)
-            done_before, done_now = done_now, done_now + len(part)
-            if done_now * 10 // len(items) > done_before * 10 // len(items):  # every 10%
-                say(f"  converted {done_now}/{len(items)}")
+            bar.set_postfix_str(f"{len(seen)} distinct tunes", refresh=False)
+            bar.update(len(part))
     records = pd.concat(parts, ignore_index=True).sort_values("source", ignore_index=True)
     records["stamp"] = records.source.map({item["source"]: item["stamp"] for item in items})
     if len(records) != len(items) or records.source.isna().any():
@@ -192,7 +194,10 @@ def converted_records(items, work, settings, say):
 def connect_ray(settings):
     """Use the running Ray if any, else start one (address, or local with num_cpus); True if started."""
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
+    context.enable_progress_bars = False  # progress_bar shows the conversion; Ray Data's would flood a log file
+    for handler in logging.getLogger("ray.data").handlers:  # its plan and notes: to its log file, not between bars
+        if isinstance(handler, logging.StreamHandler):
+            handler.setLevel(logging.ERROR)
     # Ray Data's per-operator reservations keep the conversion's one-operator pipeline from running a task
     # on every CPU.
     context.op_resource_reservation_enabled = False

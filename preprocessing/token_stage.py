@@ -17,6 +17,7 @@ import ray
 from preprocessing.abc_tokens import POSITION, tune_positions
 from preprocessing.chunking import chunk_ranges
 from preprocessing.parallel import block_count, cluster_cpus
+from preprocessing.progress import progress_bar
 from preprocessing.shards import DTYPE
 
 TUNES_PER_BLOCK = 200  # tunes a task, and a read of the scratch file
@@ -40,14 +41,16 @@ def tokenize_block(abc_texts, max_tokens):
     return pa.table(rows, schema=TOKENIZED_SCHEMA)
 
 
-def tokenize_tunes(abc_texts, is_train, path, max_tokens):
+def tokenize_tunes(abc_texts, is_train, path, max_tokens, quiet=False):
     """Tokenize the tunes into the scratch Parquet file at path, in their order; returns the Counter of
     token strings over the tunes where is_train holds. abc_texts: the tunes' ABC, sliced into Arrow arrays
     (pipeline.OrderedTexts)."""
     train_counts, is_train = Counter(), iter(is_train)
-    with pq.ParquetWriter(path, TOKENIZED_SCHEMA) as writer:
+    with pq.ParquetWriter(path, TOKENIZED_SCHEMA) as writer, \
+            progress_bar(len(abc_texts), "tokenizing", "tune", quiet) as bar:
         for batch in tokenized_batches(abc_texts, max_tokens):
             writer.write_table(batch)
+            bar.update(batch.num_rows)
             for distinct, counts in zip(batch["distinct"].to_pylist(), batch["counts"].to_pylist()):
                 if next(is_train):
                     train_counts.update(dict(zip(distinct, np.frombuffer(counts, dtype=POSITION).tolist())))
