@@ -17,7 +17,7 @@ from scipy.optimize import minimize
 PARAM_NAMES = ("E", "A", "alpha", "B", "beta")
 MIN_POINTS = 7  # five parameters, and at least two points to spare
 HUBER_DELTA = 1e-3  # Chinchilla's
-NEGLIGIBLE_E = 0.01  # a floor below 1% of the smallest loss is read as the bound 0
+NEGLIGIBLE_E = 0.05  # a floor below 5% of the smallest loss is read as the bound 0: no floor is measured
 EXPONENT_BOUNDS = (0.0, 2.5)
 STARTS = {"alpha": (0.1, 0.4, 1.0), "beta": (0.1, 0.4, 1.0), "e_frac": (0.3, 0.8)}
 
