@@ -1,4 +1,6 @@
-"""One optimisation step, the same for every trial: bf16 autocast and fused AdamW on cuda, fp32 on CPU."""
+"""One optimisation step, the same for every trial: bf16 autocast, fused AdamW and torch.compile on cuda, fp32 on
+CPU. The speed options are the caller's to choose (speed_options gives each device's); TrainStep honours them on
+any device, so the compiled and bf16 path also runs, and is tested, on CPU."""
 
 import contextlib
 
@@ -7,24 +9,32 @@ import torch
 from models.base import eval_mode
 
 
+def speed_options(device, compile):
+    """TrainStep's options for a device: on cuda bf16 autocast, and torch.compile when asked; on CPU fp32 and no
+    compile (compiling takes longer than a whole demo trial trains)."""
+    cuda = torch.device(device).type == "cuda"
+    return {"compile": compile and cuda, "autocast_dtype": torch.bfloat16 if cuda else None}
+
+
 class TrainStep:
     """Owns the model on its device and its optimizer; the caller owns the LR schedule and data order."""
 
-    def __init__(self, model, device, learning_rate, betas, weight_decay, grad_clip, compile=False):
-        """compile=True applies torch.compile on cuda to the families that gain from it (model.compilable);
-        on CPU it is ignored: compiling takes longer than a whole demo trial trains."""
+    def __init__(self, model, device, learning_rate, betas, weight_decay, grad_clip, compile=False,
+                 autocast_dtype=None):
+        """compile=True applies torch.compile to the families that gain from it (model.compilable);
+        autocast_dtype (e.g. torch.bfloat16) runs the forward passes under autocast, None in fp32."""
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.optimizer = model.configure_optimizer(learning_rate, betas, weight_decay, self.device.type)
         self.grad_clip = grad_clip
+        self.autocast_dtype = autocast_dtype
         # The compiled wrapper shares parameters with self.model, whose state dict stays unprefixed.
-        use_compile = compile and model.compilable and self.device.type == "cuda"
-        self.forward = torch.compile(self.model) if use_compile else self.model
+        self.forward = torch.compile(self.model) if compile and model.compilable else self.model
 
     def autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def __call__(self, x, y, lr):
         """One step on the batch (x, y) at learning rate lr; returns the detached training loss."""

@@ -1,15 +1,19 @@
 """The per-batch work that Ray runs: file bytes in, one record per file out (converted and cleaned).
 
 A batch has the column "path" and, for remote files, "bytes" (from `ray.data.read_binary_files(...,
-include_paths=True)`); local files are read here. The bytes give the md5 and the cheap checks (empty, not MIDI);
-midi2abc then reads a local file by its path (no copy), while the bytes of a remote file, or of a file whose
-text events were retyped (midi_text.py), go to a scratch file first.
+include_paths=True)`); local files are read here, or on the driver's node where this node cannot read them
+(local_contents). The bytes give the md5 and the cheap checks (empty, not MIDI); midi2abc then reads a local
+file by its path (no copy), while the bytes of a remote file, of a file read on another node, or of a file
+whose text events were retyped (midi_text.py), go to a scratch file first.
 """
 
 import functools
 import hashlib
 import tempfile
 from pathlib import Path
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from preprocessing.abc_clean import clean_abc
 from preprocessing.abc_tools import midi_to_abc
@@ -31,8 +35,25 @@ def read_bytes(path):
         return None
 
 
+@ray.remote(num_cpus=0)
+def read_files(paths):
+    return [read_bytes(path) for path in paths]
+
+
+def local_contents(paths, home):
+    """Each local file's bytes (None where unreadable). A file this node cannot read is read on `home`, the
+    driver's node, and its bytes sent: a cluster's other nodes need not see the driver's files."""
+    contents = [read_bytes(path) for path in paths]
+    missing = [i for i, data in enumerate(contents) if data is None]
+    if missing and home and home != ray.get_runtime_context().get_node_id():
+        there = read_files.options(scheduling_strategy=NodeAffinitySchedulingStrategy(home, soft=False))
+        for i, data in zip(missing, ray.get(there.remote([paths[i] for i in missing]))):
+            contents[i] = data
+    return contents
+
+
 @claimed_core()
-def convert_batch(batch, flags, timeout, limits):
+def convert_batch(batch, flags, timeout, limits, home=None):
     """batch: column path, and bytes for remote files; returns the RECORD_FIELDS columns, one row per input row.
     It runs on a core of its own while one is free (parallel.claimed_core).
 
@@ -44,7 +65,7 @@ def convert_batch(batch, flags, timeout, limits):
     if "bytes" in batch:
         contents = [None if data is None else bytes(data) for data in batch["bytes"]]
     else:
-        contents = [read_bytes(path) for path in paths]
+        contents = local_contents(paths, home)
     with tempfile.TemporaryDirectory(prefix="midi2abc-") as scratch:
         converted = [convert_bytes(data, path, scratch, to_abc) for data, path in zip(contents, paths)]
     records = {field: [] for field in RECORD_FIELDS}

@@ -32,6 +32,7 @@ from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
 from preprocessing.storage import atomic_path, bucket_filesystem, write_text
 from preprocessing.token_stage import encoded_tunes, tokenize_tunes
 from preprocessing.tune_split import hash_position, rescue_empty_splits, split_of
+from preprocessing.versions import CONVERTER, versions
 
 RUN_FILE = "run.json"
 WORK_DIR = "work"
@@ -41,8 +42,9 @@ TUNE_SCHEMA = pa.schema([("tune_md5", pa.string()), ("abc", pa.large_string())])
 
 
 class DifferentRunError(FileExistsError):
-    """--out holds a preprocessing run of other inputs, settings, conversion or tokenizer version, or of inputs
-    changed since (differing: the keys of run.json that differ, or the changed inputs)."""
+    """--out holds a preprocessing run of other inputs, settings, conversion or tokenizer version, or one made by
+    another midi2abc or symusic, or of inputs changed since (differing: run.json's keys, those versions, or the
+    changed inputs)."""
 
     def __init__(self, out, differing):
         super().__init__(f"--out {out} holds a preprocessing run with different {', '.join(differing)}; "
@@ -69,7 +71,7 @@ def prepare(inputs, out_dir, **settings):
     run = {"inputs": [str(i) for i in inputs], "files": len(items),
            "files_sha256": hashlib.sha256("\n".join(i["source"] for i in items).encode()).hexdigest(),
            "settings": settings.output_affecting(), "conversion_version": CONVERSION_VERSION,
-           "tokenizer_version": TOKENIZER_VERSION}
+           "tokenizer_version": TOKENIZER_VERSION, "versions": versions()}
     finished = claim_out_dir(out, run, items, settings)
     if finished is not None:
         return finished
@@ -111,8 +113,7 @@ def claim_out_dir(out, run, items, settings):
             for name in OUTPUTS:
                 path = out / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        elif differing := (sorted(k for k in run if previous.get(k) != run[k])
-                           or changed_inputs(out, items, settings.verify)):
+        elif differing := run_differences(previous, run) or changed_inputs(out, items, settings.verify):
             raise DifferentRunError(out, differing)
         elif (summary := read_json(out / "summary.json")) is not None:
             if not settings.quiet:
@@ -153,6 +154,16 @@ def changed_inputs(out, items, verify):
     more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
     how = "their bytes" if verify else "size or modification time; --verify compares their bytes"
     return [f"input contents ({changed[0]}{more} changed since, by {how})"]
+
+
+def run_differences(previous, run):
+    """The keys of run.json that differ; of its versions only the converter's count (another torch or Ray
+    prepares the same data), named with both versions."""
+    differing = [key for key in run if key != "versions" and previous.get(key) != run[key]]
+    before = previous.get("versions", {})
+    differing += [f"{name} version ({before.get(name, 'unrecorded')} there, {run['versions'][name]} here)"
+                  for name in CONVERTER if before.get(name) != run["versions"][name]]
+    return sorted(differing)
 
 
 def converted_records(items, work, settings, say):
@@ -230,7 +241,8 @@ def converted_batches(items, settings):
     dataset = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
     dataset = dataset.map_batches(
         convert_batch, batch_size=None, batch_format="numpy",
-        fn_kwargs={"flags": settings.midi2abc_flags, "timeout": settings.timeout, "limits": settings.limits})
+        fn_kwargs={"flags": settings.midi2abc_flags, "timeout": settings.timeout, "limits": settings.limits,
+                   "home": ray.get_runtime_context().get_node_id()})
     yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
@@ -336,7 +348,7 @@ def meta_of(vocab, splits, settings, run):
             "vocab": vocab.tokens, "vocab_size": len(vocab), "vocab_sha256": vocab.sha256,
             "eot_id": vocab.eot_id, "unk_id": vocab.unk_id,
             "dtype": np.dtype(DTYPE).name, "splits": splits, "settings": settings.output_affecting(),
-            "inputs": run["inputs"], "files": run["files"]}
+            "inputs": run["inputs"], "files": run["files"], "versions": run["versions"]}
 
 
 def summarize(out, manifest, tunes, splits, vocab, convert_seconds, token_seconds):

@@ -9,7 +9,7 @@ from preprocessing.abc_tools import render_tunes
 
 def render_abc_items(items, rendered_dir, timeout):
     """Returns (MIDI items with location = rendered file, rejected records for tunes that did not render)."""
-    rendered_dir = Path(rendered_dir)
+    rendered_dir = Path(rendered_dir).resolve()  # a path that means the same in Ray's workers
     rendered_dir.mkdir(parents=True, exist_ok=True)
     abc = [item for item in items if item["kind"] == "abc"]
     locations = [rendered_dir / f"{number:07d}.mid" for number in range(len(abc))]

@@ -18,6 +18,7 @@ import ray
 
 from preprocessing import storage
 from preprocessing.shards import verify_shards
+from preprocessing.versions import versions
 from sweep.config import ConfigError, check_fits, load_config, preset_names, validate
 from sweep.data import local_data_dir
 from sweep.experiment import (TRACKERS, check_tracker, claim, experiment_path, new_tuner, restored_tuner,
@@ -107,7 +108,7 @@ def new_sweep(args, config, summary, path, use_gpu):
     """The Tuner of a new sweep, with its sweep.json written."""
     name = storage.normalize(path).rstrip("/").rsplit("/", 1)[-1]
     write_sweep_file(path, {"name": name, "preset": args.preset, "overrides": args.set,
-                            "config": config.to_dict(), "data": summary})
+                            "config": config.to_dict(), "data": summary, "versions": versions()})
     return new_tuner(config, summary["location"], name, args.storage, use_gpu, verbose=0 if args.quiet else 1,
                      tracker=args.log)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from models import TrainStep, build_model, estimate_mfu, model_from_payload, model_payload
+from models import TrainStep, build_model, estimate_mfu, model_from_payload, model_payload, speed_options
 from sweep.batches import EpochWindows, evaluation_batches
 
 STATE_FILE = "state.pt"
@@ -58,7 +58,7 @@ class Trainer:
         model = build_model(point.arch, point.size, meta["vocab_size"], block_size=train.block_size,
                             dropout=train.dropout)
         self.step_fn = TrainStep(model, self.device, point.learning_rate, train.betas, train.weight_decay,
-                                 train.grad_clip, compile=train.compile)
+                                 train.grad_clip, **speed_options(self.device, train.compile))
         self.model = self.step_fn.model
         self.step, self.tokens_seen, self.wall_before = 0, 0, 0.0
         self.train_s, self.trained_tokens, self.trained_steps = 0.0, 0, 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models import (TrainStep, VocabMismatchError, build_model, estimate_mfu, load_model, model_from_payload,
-                    model_payload, save_model)
+                    model_payload, save_model, speed_options)
 from models.mfu import peak_flops
 from models.sampling import sample_next
 
@@ -58,10 +58,13 @@ def test_train_step_on_cpu_is_fp32_unfused_and_restores_mode():
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_compile_applies_on_cuda_only_and_never_to_the_lstm(arch):
+def test_compile_applies_to_the_gpt_only_and_speed_options_keep_cpu_plain(arch):
     model = build_model(arch, "cpu-tiny", 50, block_size=16)
-    assert TrainStep(model, "cpu", 1e-3, (0.9, 0.95), 0.1, 1.0, compile=True).forward is model
-    assert model.compilable == (arch == "gpt")
+    compiled = TrainStep(model, "cpu", 1e-3, (0.9, 0.95), 0.1, 1.0, compile=True).forward
+    assert (compiled is not model) == (arch == "gpt") == model.compilable
+    assert speed_options("cpu", compile=True) == {"compile": False, "autocast_dtype": None}
+    assert speed_options("cuda", compile=True) == {"compile": True, "autocast_dtype": torch.bfloat16}
+    assert speed_options("cuda", compile=False)["compile"] is False
 
 
 def test_sample_next_honours_top_k_top_p_and_temperature():

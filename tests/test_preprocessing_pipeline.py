@@ -17,6 +17,7 @@ from preprocessing.abc_tools import abc_to_midi
 from preprocessing.chunking import chunk_tune
 from preprocessing.pipeline import DifferentRunError, prepare
 from preprocessing.shards import SPLITS, load_meta, read_split, verify_shards
+from preprocessing.versions import versions as installed_versions
 
 pytestmark = pytest.mark.slow
 
@@ -192,6 +193,23 @@ def test_rerun_into_existing_out_resumes_or_refuses(small_runs, tmp_path):
     resumed = prepare(inputs, second, quiet=True, chunk_tokens=512)
     assert (second / "tokens/train.bin").read_bytes() == shards
     assert resumed["splits"] == summary["splits"]
+
+
+def test_versions_are_recorded_and_data_of_another_converter_is_refused(small_runs):
+    inputs, (first, _), (summary, _) = small_runs
+    here = installed_versions()
+    assert set(here) == {"music-scaling", "midi2abc", "symusic", "torch", "ray"} and "unknown" not in here.values()
+    assert here["midi2abc"] == "3.64", "pyproject.toml pins symusic to the versions that ship the tested midi2abc"
+    run_file = first / "run.json"
+    current = run_file.read_text()
+    assert json.loads(current)["versions"] == load_meta(first)["versions"] == here
+    other_torch = {**here, "torch": "0.1", "ray": "0.1", "music-scaling": "0.0.1"}
+    run_file.write_text(json.dumps({**json.loads(current), "versions": other_torch}))
+    assert prepare(inputs, first, quiet=True, chunk_tokens=512) == summary  # the same conversion: reused
+    run_file.write_text(json.dumps({**json.loads(current), "versions": {**here, "midi2abc": "3.63"}}))
+    with pytest.raises(DifferentRunError, match=r"midi2abc version \(3.63 there, 3.64 here\)"):
+        prepare(inputs, first, quiet=True, chunk_tokens=512)
+    run_file.write_text(current)
 
 
 def test_cli_refuses_clearly(tmp_path, hostile_dir):

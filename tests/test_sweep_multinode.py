@@ -36,8 +36,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_node(*args, temp_dir):
-    command = ["ray", "start", "--num-cpus", "1", "--temp-dir", temp_dir,
+def start_node(*args, temp_dir, wrapper=()):
+    """`ray start --block` with args (a later --num-cpus overrides the 1 here), run through wrapper if any."""
+    command = [*wrapper, "ray", "start", "--num-cpus", "1", "--temp-dir", temp_dir,
                "--block", *args]
     node = subprocess.Popen(command, env={**os.environ, **FAST_NODE_DEATH}, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
