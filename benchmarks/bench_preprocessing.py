@@ -131,8 +131,8 @@ def pipeline_run(folder, cpus, out, warm_up_paths):
     finally:
         ray.shutdown()
     return {"startup": startup, "wall": wall, "idle": idle, "convert": summary["stage_seconds"]["convert"],
-            "tokens": summary["stage_seconds"]["tokens"], "peak_gib": tree.peak / 2**30,
-            "cpu_seconds": tree.cpu_seconds, "summary": summary}
+            "near_twins": summary["stage_seconds"]["near_twins"], "tokens": summary["stage_seconds"]["tokens"],
+            "peak_gib": tree.peak / 2**30, "cpu_seconds": tree.cpu_seconds, "summary": summary}
 
 
 def main():
@@ -174,7 +174,8 @@ def measure(folder, paths, baseline_paths, cpus, out):
     s = result["summary"]
     print(f"pipeline {cpus} CPU: Ray start-up + worker warm-up {result['startup']:.1f} s (apart); "
           f"prepare {result['wall']:.1f} s = {rate:.1f} files/s (convert stage {result['convert']:.1f} s = "
-          f"{len(paths) / result['convert']:.1f} files/s, dedup+tokens {result['tokens']:.1f} s); "
+          f"{len(paths) / result['convert']:.1f} files/s, near-twins {result['near_twins']:.1f} s, "
+          f"tokens {result['tokens']:.1f} s); "
           f"peak RSS {result['peak_gib']:.2f} GiB; ok {s['ok']} dup {s['duplicate']} rej {s['rejected']}")
     measured = {"rate": rate, "wall_ratio": rate / cpus / baseline, "cpu_ratio": loop_cpu / pipeline_cpu}
     convert_ratio = len(paths) / result["convert"] / cpus / baseline

@@ -4,6 +4,7 @@ import contextlib
 import math
 import os
 import socket
+from collections import deque
 
 import ray
 
@@ -19,6 +20,18 @@ def block_count(items, per_block):
     """Blocks (one Ray task each) for items: about per_block items each, but at least two per CPU so that
     every CPU stays busy, and never an empty block (at least one block)."""
     return max(1, min(items, max(math.ceil(items / per_block), 2 * cluster_cpus())))
+
+
+def ordered_results(calls, in_flight):
+    """The results of Ray calls in their order, with at most in_flight of them submitted at a time. calls: an
+    iterator that submits each call (returning its ObjectRef) only when asked for it."""
+    pending = deque()
+    for call in calls:
+        pending.append(call)
+        if len(pending) == in_flight:
+            yield ray.get(pending.popleft())
+    while pending:
+        yield ray.get(pending.popleft())
 
 
 @contextlib.contextmanager

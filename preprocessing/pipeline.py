@@ -24,6 +24,7 @@ import ray
 from preprocessing.abc_tokens import TOKENIZER_VERSION, Vocabulary
 from preprocessing.convert import CONVERSION_VERSION, convert_batch
 from preprocessing.inputs import file_md5s, ray_path, resolve_inputs
+from preprocessing.near_twins import groups, tune_signatures, twin_figures
 from preprocessing.parallel import block_count
 from preprocessing.progress import progress_bar
 from preprocessing.render import render_abc_items
@@ -31,7 +32,7 @@ from preprocessing.settings import Settings
 from preprocessing.shards import DTYPE, SPLITS, ShardWriter, write_meta
 from preprocessing.storage import atomic_path, bucket_filesystem, write_text
 from preprocessing.token_stage import encoded_tunes, tokenize_tunes
-from preprocessing.tune_split import hash_position, rescue_empty_splits, split_of
+from preprocessing.tune_split import SPLIT_VERSION, group_splits, split_of
 from preprocessing.versions import CONVERTER, versions
 
 RUN_FILE = "run.json"
@@ -71,7 +72,7 @@ def prepare(inputs, out_dir, **settings):
     run = {"inputs": [str(i) for i in inputs], "files": len(items),
            "files_sha256": hashlib.sha256("\n".join(i["source"] for i in items).encode()).hexdigest(),
            "settings": settings.output_affecting(), "conversion_version": CONVERSION_VERSION,
-           "tokenizer_version": TOKENIZER_VERSION, "versions": versions()}
+           "tokenizer_version": TOKENIZER_VERSION, "split_version": SPLIT_VERSION, "versions": versions()}
     finished = claim_out_dir(out, run, items, settings)
     if finished is not None:
         return finished
@@ -81,10 +82,14 @@ def prepare(inputs, out_dir, **settings):
     try:
         records = converted_records(items, out / WORK_DIR, settings, say)
         converted = time.time()
+        md5s, signatures = tune_signatures(out / WORK_DIR / "tunes.parquet", settings.quiet)
+        group_of = groups(md5s, signatures)
         try:
-            manifest = assign_status_and_split(records, settings.split)
+            manifest = assign_status_and_split(records, settings.split, group_of)
         except ValueError as error:  # too few tunes to split
             raise too_few_tunes(out, records, error) from None
+        near_twins = near_twin_figures(md5s, signatures, group_of, manifest, settings.split)
+        grouped = time.time()
         tunes, abc = kept_tunes(manifest, out / WORK_DIR)
         tokenized = out / WORK_DIR / "tokenized.parquet"
         train_counts = tokenize_tunes(abc, tunes.split == "train", tokenized, settings.chunk_tokens, settings.quiet)
@@ -95,7 +100,8 @@ def prepare(inputs, out_dir, **settings):
     splits = write_shards(out, tunes, vocab, tokenized)
     write_tables(out, manifest, tunes, abc)
     write_meta(out, meta_of(vocab, splits, settings, run))
-    summary = summarize(out, manifest, tunes, splits, vocab, converted - started, time.time() - converted)
+    seconds = {"convert": converted - started, "near_twins": grouped - converted, "tokens": time.time() - grouped}
+    summary = summarize(out, manifest, tunes, splits, vocab, seconds, near_twins)
     write_text(out / "summary.json", json.dumps(summary, indent=1))
     shutil.rmtree(out / WORK_DIR)
     say(format_summary(summary))
@@ -246,8 +252,10 @@ def converted_batches(items, settings):
     yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
-def assign_status_and_split(records, fractions):
-    """Duplicates (same normalised ABC) point to the first source by name; kept tunes get a split."""
+def assign_status_and_split(records, fractions, group_of=None):
+    """Duplicates (same normalised ABC) point to the first source by name; kept tunes and duplicates get their
+    group (group_of: {tune md5: group}; without it, each tune is a group of its own), and kept tunes the
+    split of their group."""
     manifest = records.copy()
     ok = manifest.status == "ok"
     first = manifest[ok].groupby("tune_md5").source.transform("min")
@@ -255,15 +263,19 @@ def assign_status_and_split(records, fractions):
     manifest["duplicate_of"] = ""
     manifest.loc[duplicate, "duplicate_of"] = first[duplicate[ok]]
     manifest.loc[duplicate, ["status", "reason"]] = ["duplicate", "duplicate"]
+    manifest["group"] = manifest.tune_md5.map(group_of).fillna("") if group_of else manifest.tune_md5
     kept = manifest.status == "ok"
     manifest["split"] = ""
-    manifest.loc[kept, "split"] = [split_of(md5, fractions) for md5 in manifest.tune_md5[kept]]
-    counts = manifest.split[kept].value_counts().reindex(SPLITS, fill_value=0).to_dict()
-    train = manifest.tune_md5[kept & (manifest.split == "train")]
-    candidates = sorted(train, key=hash_position, reverse=True)
-    for md5, split in rescue_empty_splits(counts, candidates, fractions).items():
-        manifest.loc[kept & (manifest.tune_md5 == md5), "split"] = split
+    manifest.loc[kept, "split"] = manifest.group[kept].map(group_splits(manifest.group[kept].unique(), fractions))
     return manifest
+
+
+def near_twin_figures(md5s, signatures, group_of, manifest, fractions):
+    """summary.json's near_twins, with the test tunes that have a near-twin in train before (each tune split by
+    its own hash) and after (by its group's)."""
+    split = manifest[manifest.status == "ok"].set_index("tune_md5").split
+    return twin_figures(signatures, [group_of[md5] for md5 in md5s], [split_of(md5, fractions) for md5 in md5s],
+                        split[md5s].tolist())
 
 
 def too_few_tunes(out, records, error):
@@ -332,7 +344,7 @@ def write_shards(out, tunes, vocab, tokenized):
 def write_tables(out, manifest, tunes, abc):
     """manifest.parquet, and abc/ with the tunes' table and their ABC (abc: OrderedTexts), written in parts."""
     write_parquet(manifest, out / "manifest.parquet")
-    columns = ["source", "tune_md5", "md5", "split", "notes", "bars", "voices", "chunks", "tokens", "unk"]
+    columns = ["source", "tune_md5", "md5", "split", "group", "notes", "bars", "voices", "chunks", "tokens", "unk"]
     table = tunes[columns].rename(columns={"md5": "file_md5"}).rename(columns={"tune_md5": "md5"})
     table = pa.Table.from_pandas(table, preserve_index=False)
     schema = table.schema.insert(3, pa.field("abc", pa.large_string()))
@@ -345,13 +357,13 @@ def write_tables(out, manifest, tunes, abc):
 
 def meta_of(vocab, splits, settings, run):
     return {"conversion_version": CONVERSION_VERSION, "tokenizer_version": TOKENIZER_VERSION,
-            "vocab": vocab.tokens, "vocab_size": len(vocab), "vocab_sha256": vocab.sha256,
-            "eot_id": vocab.eot_id, "unk_id": vocab.unk_id,
+            "split_version": SPLIT_VERSION, "vocab": vocab.tokens, "vocab_size": len(vocab),
+            "vocab_sha256": vocab.sha256, "eot_id": vocab.eot_id, "unk_id": vocab.unk_id,
             "dtype": np.dtype(DTYPE).name, "splits": splits, "settings": settings.output_affecting(),
             "inputs": run["inputs"], "files": run["files"], "versions": run["versions"]}
 
 
-def summarize(out, manifest, tunes, splits, vocab, convert_seconds, token_seconds):
+def summarize(out, manifest, tunes, splits, vocab, seconds, near_twins):
     rejected = manifest.reason[manifest.status == "rejected"].value_counts().sort_index()
     notes = tunes.notes
     return {"out_dir": str(out), "files_in": len(manifest), "manifest_rows": len(manifest),
@@ -364,8 +376,8 @@ def summarize(out, manifest, tunes, splits, vocab, convert_seconds, token_second
             "vocab_size": len(vocab),
             "notes_per_tune": {"mean": float(notes.mean()), "median": float(notes.median()),
                                "min": int(notes.min()), "max": int(notes.max())} if len(notes) else {},
-            "seconds": round(convert_seconds + token_seconds, 2),
-            "stage_seconds": {"convert": round(convert_seconds, 2), "tokens": round(token_seconds, 2)}}
+            "near_twins": near_twins, "seconds": round(sum(seconds.values()), 2),
+            "stage_seconds": {stage: round(value, 2) for stage, value in seconds.items()}}
 
 
 def format_summary(summary):
@@ -373,6 +385,11 @@ def format_summary(summary):
              f"rejected {summary['rejected']} {summary['rejected_by_reason']}"]
     for split, entry in summary["splits"].items():
         lines.append(f"  {split:5s} {entry['tunes']:7d} tunes {entry['chunks']:7d} chunks {entry['tokens']:10d} tokens")
+    twins = summary["near_twins"]
+    lines.append(f"near-twins (estimated Jaccard >= {twins['threshold']}): {twins['groups']} groups of "
+                 f"{twins['tunes_in_groups']} tunes; test tunes with a near-twin in train: "
+                 f"{twins['test_with_twin_in_train']['before']} of {twins['test_tunes']['before']} split tune by tune, "
+                 f"{twins['test_with_twin_in_train']['after']} of {twins['test_tunes']['after']} split by group")
     lines.append(f"vocab {summary['vocab_size']}, unk tokens {summary['unk_tokens']}, "
                  f"notes per tune {summary['notes_per_tune']}, {summary['seconds']} s -> {summary['out_dir']}")
     return "\n".join(lines)

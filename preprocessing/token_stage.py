@@ -7,7 +7,7 @@ the tunes' fixed order to a scratch Parquet file and counts the train tunes' tok
 vocabulary is built, encoding is a per-tune lookup table applied with numpy, cheap enough for the driver.
 """
 
-from collections import Counter, deque
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +16,7 @@ import ray
 
 from preprocessing.abc_tokens import POSITION, tune_positions
 from preprocessing.chunking import chunk_ranges
-from preprocessing.parallel import block_count, cluster_cpus
+from preprocessing.parallel import block_count, cluster_cpus, ordered_results
 from preprocessing.progress import progress_bar
 from preprocessing.shards import DTYPE
 
@@ -65,14 +65,9 @@ def tokenized_batches(abc_texts, max_tokens):
     Plain tasks, not Ray Data: the stage is one map over tunes already in the driver, and Ray Data's
     start-up is a large share of it on a small corpus."""
     bounds = np.linspace(0, len(abc_texts), block_count(len(abc_texts), TUNES_PER_BLOCK) + 1).astype(int)
-    in_flight = 2 * cluster_cpus()
-    pending = deque()
-    for start, stop in zip(bounds, bounds[1:]):
-        if len(pending) == in_flight:
-            yield ray.get(pending.popleft())
-        pending.append(tokenize_block.remote(abc_texts[start:stop].to_pylist(), max_tokens))
-    while pending:
-        yield ray.get(pending.popleft())
+    blocks = (tokenize_block.remote(abc_texts[start:stop].to_pylist(), max_tokens)
+              for start, stop in zip(bounds, bounds[1:]))
+    yield from ordered_results(blocks, 2 * cluster_cpus())
 
 
 def encoded_tunes(path, vocab):

@@ -1,6 +1,10 @@
-"""Per-tune train/val/test assignment, decided by the tune's hash alone (so a tune has one split)."""
+"""Train/val/test assignment per group of near-twins (near_twins.py), decided by the group's hash alone: its
+first tune's md5. So a group, and every tune, has one split, whatever the input order."""
 
 from preprocessing.shards import SPLITS
+
+# Raised whenever tunes can land in other splits (2: by groups of near-twins, not tune by tune).
+SPLIT_VERSION = 2
 
 
 def hash_position(md5):
@@ -19,11 +23,22 @@ def split_of(md5, fractions):
     return SPLITS[-1]
 
 
-def rescue_empty_splits(counts, train_candidates, fractions):
-    """Move train tunes into val/test where those came out empty (tiny corpora).
+def group_splits(groups, fractions):
+    """{group: split} for groups named by their first tune's md5; a split that would be empty (tiny corpora)
+    gets the train group of the highest hash position."""
+    splits = {group: split_of(group, fractions) for group in groups}
+    counts = {split: 0 for split in SPLITS}
+    for split in splits.values():
+        counts[split] += 1
+    train = sorted((g for g, split in splits.items() if split == "train"), key=hash_position, reverse=True)
+    return {**splits, **rescue_empty_splits(counts, train, fractions)}
 
-    counts: tunes per split; train_candidates: md5s of train tunes with the highest hash positions,
-    highest first. Returns {md5: split} overrides; raises if the corpus is too small to split.
+
+def rescue_empty_splits(counts, train_candidates, fractions):
+    """Move train groups into val/test where those came out empty (tiny corpora).
+
+    counts: groups per split; train_candidates: train groups with the highest hash positions, highest first.
+    Returns {group: split} overrides; raises if the corpus is too small to split.
     """
     overrides = {}
     candidates = list(train_candidates)
@@ -31,7 +46,7 @@ def rescue_empty_splits(counts, train_candidates, fractions):
         if fraction > 0 and counts[split] == 0:
             if counts["train"] - len(overrides) < 2 or not candidates:
                 raise ValueError(
-                    f"only {sum(counts.values())} tunes were kept: too few to give train, val and "
-                    f"test at least one tune each (add input files or relax the filters)")
+                    f"only {sum(counts.values())} tunes (groups of near-twins) were kept: too few to give train, "
+                    f"val and test at least one each (add input files or relax the filters)")
             overrides[candidates.pop(0)] = split
     return overrides

@@ -1,11 +1,13 @@
 """End to end: the pipeline on every real MIDI file plus hostile ones, on a real local Ray."""
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import mido
 import music21
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ from preprocessing.abc_tools import abc_to_midi
 from preprocessing.chunking import chunk_tune
 from preprocessing.pipeline import DifferentRunError, prepare
 from preprocessing.shards import SPLITS, load_meta, read_split, verify_shards
+from preprocessing.tune_split import SPLIT_VERSION, split_of
 from preprocessing.versions import versions as installed_versions
 
 pytestmark = pytest.mark.slow
@@ -45,8 +48,27 @@ def make_hostile(folder, midi_dir):
     drums.write(str(folder / "drums.mid"))
     (folder / WEIRD_NAME).write_bytes(real)
     (folder / "with space.mid").write_bytes(real)
-    (folder / "UPPER.MIDI").write_bytes(sorted((midi_dir / "pop909").iterdir())[1].read_bytes())
+    second = sorted((midi_dir / "pop909").iterdir())[1].read_bytes()
+    (folder / "UPPER.MIDI").write_bytes(second)
+    # Not in F sharp major: midi2abc writes that key's F sharps as E, which is E sharp (F) in ABC
+    (folder / "transposed.mid").write_bytes(version_of(second, shift=2))
+    (folder / "edited.mid").write_bytes(version_of(second, shift=2, edited=True))
     return folder
+
+
+def version_of(midi_bytes, shift, edited=False):
+    """The MIDI file a few semitones higher (its drums as they are); edited, with the notes of one rare pitch
+    (3 to 10 of them) a semitone higher still."""
+    midi = mido.MidiFile(file=io.BytesIO(midi_bytes))
+    notes = [message for track in midi.tracks for message in track
+             if message.type in ("note_on", "note_off") and message.channel != 9]
+    counts = pd.Series([n.note for n in notes if n.type == "note_on" and n.velocity]).value_counts()
+    rare = counts[counts.between(3, 10)].index.min() if edited else None
+    for note in notes:
+        note.note += shift + (note.note == rare)
+    data = io.BytesIO()
+    midi.save(file=data)
+    return data.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +118,30 @@ def test_copies_under_awkward_names_are_duplicates_of_one_kept_tune(prepared, ho
         group = manifest[manifest.tune_md5 == rows.tune_md5.iloc[0]]
         assert len(group) == copies and (group.status == "ok").sum() == 1
         assert set(group.duplicate_of[group.status == "duplicate"]) == {min(group.index)}
+
+
+def test_versions_of_a_song_share_a_group_and_its_split(prepared, hostile_dir):
+    out, summary = prepared
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    kept = manifest[manifest.status == "ok"]
+    versions = manifest.set_index("source").loc[[str(hostile_dir / name) for name in
+                                                 ("UPPER.MIDI", "transposed.mid", "edited.mid")]]
+    assert versions.group.nunique() == 1 and versions.tune_md5.nunique() == 3
+    group = kept[kept.group == versions.group.iloc[0]]  # the original in midi_dir, transposed, edited
+    assert len(group) == 3 and group.split.nunique() == 1 and group.group.iloc[0] == min(group.tune_md5)
+    assert (manifest.group[manifest.status == "rejected"] == "").all()
+    abc = pd.read_parquet(out / "abc")
+    assert abc.set_index("md5").group.to_dict() == kept.set_index("tune_md5").group.to_dict()
+    sizes = kept.group.value_counts()
+    twins = summary["near_twins"]
+    assert (twins["groups"], twins["tunes_in_groups"]) == ((sizes > 1).sum(), sizes[sizes > 1].sum())
+    assert twins["test_tunes"]["after"] == (kept.split == "test").sum()
+    assert twins["test_with_twin_in_train"]["after"] == 0
+    # Before, each tune was split by its own hash. The groups here are all of tunes near-twins to each other.
+    before = kept.tune_md5.map(lambda md5: split_of(md5, (0.8, 0.1, 0.1)))
+    with_twin = [(before[kept.group == g] == "train").any() for g in kept.group[before == "test"]]
+    assert twins["test_tunes"]["before"] == (before == "test").sum()
+    assert twins["test_with_twin_in_train"]["before"] == sum(with_twin)
 
 
 def test_every_tune_round_trips_through_tokens_and_shards(prepared):
@@ -208,6 +254,18 @@ def test_versions_are_recorded_and_data_of_another_converter_is_refused(small_ru
     assert prepare(inputs, first, quiet=True, chunk_tokens=512) == summary  # the same conversion: reused
     run_file.write_text(json.dumps({**json.loads(current), "versions": {**here, "midi2abc": "3.63"}}))
     with pytest.raises(DifferentRunError, match=r"midi2abc version \(3.63 there, 3.64 here\)"):
+        prepare(inputs, first, quiet=True, chunk_tokens=512)
+    run_file.write_text(current)
+
+
+def test_data_split_by_an_older_rule_is_refused(small_runs):
+    inputs, (first, _), (summary, _) = small_runs
+    run_file = first / "run.json"
+    current = run_file.read_text()
+    assert json.loads(current)["split_version"] == load_meta(first)["split_version"] == SPLIT_VERSION
+    older = {key: value for key, value in json.loads(current).items() if key != "split_version"}
+    run_file.write_text(json.dumps(older))
+    with pytest.raises(DifferentRunError, match="split_version"):
         prepare(inputs, first, quiet=True, chunk_tokens=512)
     run_file.write_text(current)
 

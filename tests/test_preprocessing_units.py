@@ -1,5 +1,5 @@
-"""The pieces of the pipeline on small real inputs: text events, cleaning, tokenizer, vocabulary, split,
-chunking, settings and input resolution."""
+"""The pieces of the pipeline on small real inputs: text events, cleaning, tokenizer, pitches, near-twins,
+vocabulary, split, chunking, settings and input resolution."""
 
 import hashlib
 import io
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import REPO
-from preprocessing import abc_tools, parallel, pipeline
+from preprocessing import abc_tools, near_twins, parallel, pipeline
 from preprocessing.abc_clean import Limits, clean_abc
 from preprocessing.abc_tokens import EOT, UNK, Vocabulary, tokenize_abc, tokenize_with_kinds
 from preprocessing.abc_tools import MIDI2ABC_FLAGS, abc_to_midi, midi_to_abc, run_binary
@@ -28,9 +28,10 @@ from preprocessing.convert import convert_batch
 from preprocessing.inputs import resolve_inputs
 from preprocessing.midi_text import IGNORED_META, without_text_events
 from preprocessing.parallel import claimed_core
+from preprocessing.pitches import PITCH_KINDS, PITCH_TOKENS, key_signature, tune_pitches
 from preprocessing.render import render_abc_items
 from preprocessing.settings import Settings
-from preprocessing.tune_split import split_of
+from preprocessing.tune_split import group_splits, split_of
 
 RAW = """X: 1
 T: from /some/file name.mid
@@ -130,6 +131,64 @@ def test_split_is_a_function_of_the_hash():
     splits = [split_of(m, (0.8, 0.1, 0.1)) for m in md5s]
     assert splits == [split_of(m, (0.8, 0.1, 0.1)) for m in md5s]
     assert 1450 < splits.count("train") < 1750 and splits.count("val") > 100 and splits.count("test") > 100
+
+
+def test_pitches_follow_the_key_and_an_accidental_held_to_the_bar_line():
+    text = ('X:1\nM:4/4\nL:1/8\nK:D\nV:1\nFGAB ^c=cc2|c^G,G,G [CEG]2 z2 C,,c\'|\n'
+            '[K:Bb] B "Bb"b !trill!e ^F\nV:2\nF|\n')
+    assert tune_pitches(text).tolist() == [66, 67, 69, 71, 73, 72, 72, 73, 56, 56, 67, 61, 64, 67, 37, 85,
+                                           70, 82, 75, 66, 65]
+    assert key_signature("K:F#") == dict.fromkeys("FCGDAE", 1) and key_signature("K:Gm") == {"B": -1, "E": -1}
+    assert key_signature("K:Dmix") == {"F": 1} and key_signature("K:none") == {}
+
+
+def test_pitch_tokens_are_the_tokenizers_own(midi_dir):
+    raw, reason = midi_to_abc(sorted((midi_dir / "pop909").glob("*.mid"))[0])
+    tune, reason = clean_abc(raw)
+    text = "M:6/8\n[K:D] ^^c'3/2 __B,,/ =f2- f|:(3:2:3abc [CEG]2 z4 x/|1 A>>B !trill!c \"Am\"d:|2 e//4 :: [2 Z8 ||]\n"
+    for abc in (tune.abc, text):
+        kept = [token for token, kind in tokenize_with_kinds(abc) if kind in PITCH_KINDS]
+        assert PITCH_TOKENS.findall(abc) == kept and len(kept) > 10
+
+
+def walk(seed, notes=128):
+    """A diatonic melody as letter positions in CDEFGABcdefgab (1 to 12): steps of at most a third."""
+    steps = np.random.default_rng(seed).integers(-2, 3, notes)
+    return list(np.clip(6 + np.cumsum(steps), 1, 12))
+
+
+def as_abc(positions, key):
+    letters = "".join("CDEFGABcdefgab"[p] for p in positions)
+    bars = "|".join(letters[i:i + 8] for i in range(0, len(letters), 8))
+    return f"X:1\nM:4/4\nL:1/8\nK:{key}\nV:1\n{bars}|\n"
+
+
+def test_versions_of_a_tune_form_one_group_and_an_unrelated_tune_its_own():
+    melody = walk(0)
+    up_a_tone = [p + 1 for p in melody]  # D major read a step higher in E major: the same intervals
+    edited = [p - (2 if i in (20, 60, 100) else 0) for i, p in enumerate(up_a_tone)]
+    tunes = {"original": as_abc(melody, "D"), "transposed": as_abc(up_a_tone, "E"),
+             "edited": as_abc(edited, "E"), "unrelated": as_abc(walk(1), "D")}
+    signatures = np.stack([near_twins.signature(abc) for abc in tunes.values()])
+    similarity = near_twins.similarity(signatures[:1], signatures)
+    assert similarity[1] == 1 and near_twins.THRESHOLD <= similarity[2] < 1 and similarity[3] < 0.2
+    md5s = [hashlib.md5(abc.encode()).hexdigest() for abc in tunes.values()]
+    group = near_twins.groups(md5s, signatures)
+    assert group[md5s[0]] == group[md5s[1]] == group[md5s[2]] == min(md5s[:3]) and group[md5s[3]] == md5s[3]
+    figures = near_twins.twin_figures(signatures, [group[m] for m in md5s], ["train", "test", "test", "train"],
+                                      ["test", "test", "test", "train"])
+    assert figures["groups"] == 1 and figures["tunes_in_groups"] == 3
+    assert figures["test_with_twin_in_train"] == {"before": 2, "after": 0}
+    assert figures["test_tunes"] == {"before": 2, "after": 3}
+
+
+def test_a_group_is_split_by_its_first_tunes_hash_and_no_split_stays_empty():
+    groups = [f"{i:032x}"[::-1] for i in range(3)]
+    assert [split_of(g, (0.8, 0.1, 0.1)) for g in groups] == ["train"] * 3
+    # the train groups of the highest hash positions fill the empty splits
+    assert group_splits(groups, (0.8, 0.1, 0.1)) == {groups[0]: "train", groups[2]: "val", groups[1]: "test"}
+    with pytest.raises(ValueError, match="too few"):
+        group_splits(groups[:2], (0.8, 0.1, 0.1))
 
 
 def test_chunks_are_cut_at_bar_lines_and_keep_the_header(midi_dir, tmp_path):
@@ -376,6 +435,7 @@ def test_the_abc_table_written_in_parts_keeps_each_tune_with_its_row(tmp_path, m
     monkeypatch.setattr(pipeline, "TUNES_PER_WRITE", 2)
     tunes = pd.DataFrame({"source": [f"s{i}" for i in range(5)], "tune_md5": [f"t{i}" for i in range(5)],
                           "md5": [f"f{i}" for i in range(5)], "split": ["train"] * 3 + ["val", "test"],
+                          "group": [f"t{i}" for i in range(5)],
                           **{name: list(range(5)) for name in ("notes", "bars", "voices", "chunks", "tokens", "unk")}})
     column = pa.chunked_array([["abc t3", "abc t0"], ["abc t4", "abc t1", "abc t2"]], pa.large_string())
     pipeline.write_tables(tmp_path, pd.DataFrame({"source": ["s0"]}), tunes,
