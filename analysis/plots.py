@@ -10,6 +10,7 @@ from analysis.scaling import SCALES, fit_points, usable_trials  # noqa: E402
 from analysis.study import full_data, loss_by_lr  # noqa: E402
 
 LOSS_LABEL = "validation loss (nats/token)"
+Y_LABELS = {"val_loss": LOSS_LABEL, "val_bits_per_note": "validation loss (bits/note)"}
 SCALE_LABELS = {"params": "total parameters (count)", "params_nonembed": "non-embedding parameters (count)",
                 "flops": "training compute (FLOPs)"}
 ARCH_COLORS = {"gpt": "C0", "lstm": "C1"}
@@ -26,19 +27,19 @@ def save(fig, path):
     return path
 
 
-def draw_scaling(ax, trials, fits, arch, scale, include_truncated):
+def draw_scaling(ax, trials, fits, arch, scale, include_truncated, y="val_loss"):
     """Points of one architecture (hollow: left out of the fit), its fitted curve and interval band."""
-    rows = trials[(trials["arch"] == arch) & trials["val_loss"].notna()]
+    rows = trials[(trials["arch"] == arch) & trials[y].notna()]
     if rows.empty:
         return False
     used = usable_trials(rows, include_truncated)
     points = fit_points(used)
     left_out = rows.drop(used.index)
-    spread = points.groupby(scale)["val_loss"].agg(["mean", "std"]).reset_index()
+    spread = points.groupby(scale)[y].agg(["mean", "std"]).reset_index()
     ax.errorbar(spread[scale], spread["mean"], yerr=spread["std"].fillna(0), fmt="o", color=color(arch),
                 capsize=3, label=f"{arch}: best LR, full data (mean ± sd over seeds)", zorder=3)
     if len(left_out):
-        ax.scatter(left_out[scale], left_out["val_loss"], facecolors="none", edgecolors=color(arch),
+        ax.scatter(left_out[scale], left_out[y], facecolors="none", edgecolors=color(arch),
                    label=f"{arch} left out (truncated/failed)", zorder=3)
     fit = fits.get(arch, {}).get(scale, {}).get("fit")
     if fit is not None:
@@ -51,9 +52,9 @@ def draw_scaling(ax, trials, fits, arch, scale, include_truncated):
     return True
 
 
-def plot_scaling(trials, fits, archs, scale, path, include_truncated=False, title=None):
+def plot_scaling(trials, fits, archs, scale, path, include_truncated=False, title=None, y="val_loss"):
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    drawn = [draw_scaling(ax, trials, fits, arch, scale, include_truncated) for arch in archs]
+    drawn = [draw_scaling(ax, trials, fits, arch, scale, include_truncated, y) for arch in archs]
     if any(drawn):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -61,7 +62,7 @@ def plot_scaling(trials, fits, archs, scale, path, include_truncated=False, titl
     else:
         ax.text(0.5, 0.5, "no trial with a validation loss yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(SCALE_LABELS[scale])
-    ax.set_ylabel(LOSS_LABEL)
+    ax.set_ylabel(Y_LABELS[y])
     ax.set_title(title or f"loss vs {SCALES[scale]}")
     return save(fig, path)
 
@@ -190,7 +191,8 @@ def plot_learning_curves(trials, curves, path):
 
 
 def make_plots(trials, curves, fits, study, out_dir, include_truncated=False):
-    """Every figure of the report; returns {name: path}. study: what analysis.run's study_results gives."""
+    """Every figure of the report; returns {name: path}. study: what analysis.run's study_results gives, and the
+    bits-per-note fits (per_note)."""
     archs = sorted(trials["arch"].dropna().unique())
     paths = {"lr_sweep": plot_lr_sweep(usable_trials(trials, include_truncated), out_dir / "lr_sweep.png"),
              "isoflop": plot_isoflop(study["envelope"], study["isoflop"], out_dir / "isoflop.png"),
@@ -202,6 +204,8 @@ def make_plots(trials, curves, fits, study, out_dir, include_truncated=False):
                                             include_truncated, title="GPT vs LSTM: loss vs parameters")
     paths["scaling_nonembed"] = plot_scaling(trials, fits, archs, "params_nonembed",
                                              out_dir / "scaling_nonembed.png", include_truncated)
+    paths["bits_per_note"] = plot_scaling(trials, study["per_note"], archs, "params", out_dir / "bits_per_note.png",
+                                          include_truncated, "bits per note vs parameters", "val_bits_per_note")
     paths["loss_vs_flops"] = plot_scaling(trials, fits, archs, "flops", out_dir / "loss_vs_flops.png",
                                           include_truncated)
     paths["time_vs_params"] = plot_against_params(trials, "wall_s", "training wall time (s)",

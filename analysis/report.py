@@ -4,12 +4,13 @@ the intervals support."""
 import math
 
 from analysis.scaling import SCALES
+from sweep.results import TOKEN_GROUPS
 
 NATS_PER_BIT = math.log(2)
 FEW_POINTS = 6  # below this many points per fit the bootstrap intervals deserve a warning
 TRIAL_COLUMNS = ("arch", "size", "learning_rate", "data_fraction", "seed", "params", "params_nonembed", "tokens_seen",
-                 "epoch_fraction", "train_loss", "val_loss", "val_bits", "wall_s", "tokens_per_s", "flops", "mfu",
-                 "peak_mem_mb", "status")
+                 "epoch_fraction", "train_loss", "val_loss", "val_bits", "val_bits_per_note", "val_bits_per_bar",
+                 "wall_s", "tokens_per_s", "flops", "mfu", "peak_mem_mb", "status")
 
 
 def bits(nats):
@@ -43,15 +44,28 @@ def trials_table(trials):
     return table(TRIAL_COLUMNS, [[number(row[c]) for c in TRIAL_COLUMNS] for _, row in frame.iterrows()])
 
 
-def fits_table(fits):
+def token_group_table(trials):
+    """Per trial, the validation loss (nats/token) on each group of tokens and the group's share of them."""
+    frame = trials.sort_values(["arch", "params", "data_fraction", "learning_rate", "seed"])
+    rows = [[row["arch"], row["size"], number(row["learning_rate"]), number(row["data_fraction"]), number(row["seed"])]
+            + [f"{number(row[f'val_loss_{g}'], 3)} ({number(100 * row[f'val_share_{g}'], 2)}%)" for g in TOKEN_GROUPS]
+            for _, row in frame.iterrows()]
+    return table(("arch", "size", "learning rate", "data fraction", "seed", *TOKEN_GROUPS), rows)
+
+
+def fits_table(fits, unit="nats/token"):
+    """unit: the fitted loss's; a floor c in nats is also given in bits."""
+    in_nats = unit == "nats/token"
     rows = []
     for arch, by_scale in fits.items():
         for scale, entry in by_scale.items():
             fit, check = entry["fit"], entry["extrapolation"]
             if fit is None:
-                rows.append([arch, SCALES[scale], "–", "–", "–", "–", "–", entry["message"]])
+                rows.append([arch, SCALES[scale], "–", "–", "–", "–", *["–"] * in_nats, entry["message"]])
                 continue
-            c_bits = (bits(fit.c), tuple(bits(v) for v in fit.ci["c"]))
+            c_cells = [with_interval(fit.c, fit.ci["c"])]
+            if in_nats:
+                c_cells.append(with_interval(bits(fit.c), tuple(bits(v) for v in fit.ci["c"])))
             held_out = (f"{100 * check['rel_error']:+.1f}% (fit on {check['fit_points']})" if check
                         else entry["extrapolation_message"])
             notes = [held_out, entry["message"]] + [f"{name} at its bound" for name in fit.at_bound]
@@ -59,10 +73,9 @@ def fits_table(fits):
             if high - low > fit.alpha:
                 notes.append("weak: α's interval is wider than α")
             rows.append([arch, SCALES[scale], len(fit.n), with_interval(fit.a, fit.ci["a"]),
-                         with_interval(fit.alpha, fit.ci["alpha"]), with_interval(fit.c, fit.ci["c"]),
-                         with_interval(*c_bits), "; ".join(n for n in notes if n)])
-    header = ("arch", "against", "points", "a [95% CI]", "α [95% CI]", "c nats/token [95% CI]",
-              "c bits/token [95% CI]", "largest left out: prediction error; notes")
+                         with_interval(fit.alpha, fit.ci["alpha"]), *c_cells, "; ".join(n for n in notes if n)])
+    header = ("arch", "against", "points", "a [95% CI]", "α [95% CI]", f"c {unit} [95% CI]",
+              *["c bits/token [95% CI]"] * in_nats, "largest left out: prediction error; notes")
     return table(header, rows)
 
 
@@ -169,6 +182,9 @@ def samples_section(table_, summary):
         f"{summary['share_valid_abc2midi']:.0%}, valid by music21 {summary['share_valid_music21']:.0%}, "
         f"converted to MIDI {summary['share_converted_to_midi']:.0%}; repeated-bar rate "
         f"{number(summary['repeated_bar_rate'], 3)}.",
+        "",
+        setting_table(summary["by_setting"]),
+        "",
     ]
     reference = summary["reference"]
     if reference is None:
@@ -192,10 +208,24 @@ def samples_section(table_, summary):
     return lines
 
 
+def share_of(share, count):
+    return f"{round(share * count)} of {count} ({share:.0%})"
+
+
+def setting_table(by_setting):
+    """Validity per temperature and prompt (free: from a header; opening: continuing a test tune's first bars)."""
+    rows = [[number(r["temperature"]), r["prompt"] if isinstance(r["prompt"], str) else "–",
+             share_of(r["share_valid_abc2midi"], r["samples"]), share_of(r["share_valid_music21"], r["samples"])]
+            for r in by_setting]
+    return table(("temperature", "prompt", "valid by abc2midi", "valid by music21"), rows)
+
+
 def best_model_line(best):
     test_loss = best.get("test_loss")
     return (f"{best.get('model', '?')}: test loss {number(test_loss)} nats = "
-            f"{number(bits(test_loss) if test_loss is not None else None)} bits/token, perplexity "
+            f"{number(bits(test_loss) if test_loss is not None else None)} bits/token = "
+            f"{number(best.get('test_bits_per_note'))} bits/note = {number(best.get('test_bits_per_bar'))} bits/bar, "
+            "perplexity "
             f"{number(best.get('test_perplexity'))}; best validation loss {number(best.get('best_val_loss'))} nats "
             f"after {number(best.get('steps'))} steps, {number(best.get('tokens_seen'))} tokens.")
 
@@ -226,7 +256,8 @@ def write_report(path, results_dir, trials, trials_used, fits, study, figures, s
     lines = [
         f"# Scaling analysis: {results_dir}",
         "",
-        "Losses are per-token cross-entropy of the final validation pass, in nats (bits = nats / ln 2). "
+        "Losses are per-token cross-entropy of the final validation pass, in nats (bits = nats / ln 2); "
+        "val_bits_per_note and val_bits_per_bar divide the split's whole loss in bits by its notes and bars. "
         "Fits: L(N) = a·N^−α + c per architecture on the trials of the whole data at each size's best "
         "learning rate (every seed a point), Huber loss in log space, 95% percentile intervals from a "
         "residual bootstrap; L(N, D) = E + A/N^α + B/D^β on the best learning rate of every data size, "
@@ -242,6 +273,19 @@ def write_report(path, results_dir, trials, trials_used, fits, study, figures, s
         "## Fits",
         "",
         fits_table(fits),
+        "",
+        "The same fit of the loss in bits per note (a unit that other tokenizations share: the split's whole loss "
+        "in bits over its notes):",
+        "",
+        fits_table(study["per_note"], unit="bits/note"),
+        "",
+        "## Loss by kind of token",
+        "",
+        "Validation loss (nats/token) on the tokens of each kind, and their share of the split: note (a pitch with "
+        "its length), length (rests, ties, broken rhythm, tuplets), bar (bar lines and repeats), chord (brackets), "
+        "space (spaces, newlines), header (field lines), end (end of tune), other.",
+        "",
+        token_group_table(trials_used),
         "",
         "## GPT against LSTM",
         "",

@@ -88,8 +88,11 @@ def analyze(results_dir, data_dir=None, include_truncated=False, samples_dir=Non
         curves.to_parquet(out / "curves.parquet", index=False)
         fits = fit_trials(trials, include_truncated, seed=seed, n_boot=n_boot)
         study = study_results(used, fits, corpus_tokens(sweep_config), seed)
+        study["per_note"] = fit_trials(trials, include_truncated, seed=seed, n_boot=n_boot, y="val_bits_per_note",
+                                       scales=("params",))
         (out / "fits.json").write_text(json.dumps(
-            {"include_truncated": include_truncated, "fits": fits_to_json(fits), **study_to_json(study)},
+            {"include_truncated": include_truncated, "fits": fits_to_json(fits),
+             "fits_bits_per_note": fits_to_json(study["per_note"]), **study_to_json(study)},
             indent=1, default=float))
         figures = make_plots(trials, curves, fits, study, out, include_truncated)
         with tempfile.TemporaryDirectory(prefix="samples-") as scratch:

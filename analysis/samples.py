@@ -6,6 +6,7 @@ quarter notes, so the two sides of each distance are measured the same way.
 """
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,8 @@ REFERENCE_TUNES = 200  # test tunes rendered for the reference distributions
 # note lengths in quarter notes, binned by the nearest power of two from a 64th note to a double whole
 LENGTH_EXPONENTS = np.arange(-4, 4)
 MUSICAL = ("note", "rest", "chord_end", "tuplet", "broken", "other")  # token kinds that make up a bar
+# a best-model run's sample: t<temperature>_<prompt>_<nnn>.abc, prompt "free" (a header) or "opening" (first bars)
+SAMPLE_NAME = re.compile(r"t(?P<temperature>\d+(?:\.\d+)?)_(?:(?P<prompt>[a-z]+)_)?\d+\.abc$")
 
 
 def check_sample(abc_text, midi_path):
@@ -162,12 +165,28 @@ def sample_quality(samples_dir, out_dir, data_dir=None):
     rows = []
     for path in paths:
         midi_path = out_dir / f"{path.stem}.mid"
-        row = {"sample": path.name, **check_sample(path.read_text(encoding="latin-1"), midi_path)}
+        row = {"sample": path.name, **sample_setting(path.name),
+               **check_sample(path.read_text(encoding="latin-1"), midi_path)}
         row["piano_roll"] = (plot_piano_roll(midi_path, out_dir / f"{path.stem}_piano_roll.png", path.stem).name
                              if row["converted_to_midi"] else None)
         rows.append(row)
     table = pd.DataFrame(rows)
     return table, summarize(table, out_dir, data_dir)
+
+
+def sample_setting(name):
+    """The temperature and prompt a sample's file name gives (None where it gives none)."""
+    match = SAMPLE_NAME.match(name)
+    if match is None:
+        return {"temperature": None, "prompt": None}
+    return {"temperature": float(match["temperature"]), "prompt": match["prompt"]}
+
+
+def validity_by_setting(table):
+    """Per temperature and prompt: samples, and the shares valid by abc2midi and by music21."""
+    grouped = table.groupby(["temperature", "prompt"], dropna=False)
+    return grouped.agg(samples=("sample", "size"), share_valid_abc2midi=("valid_abc2midi", "mean"),
+                       share_valid_music21=("valid_music21", "mean")).reset_index().to_dict(orient="records")
 
 
 def summarize(table, out_dir, data_dir):
@@ -176,6 +195,7 @@ def summarize(table, out_dir, data_dir):
         "share_valid_abc2midi": float(table["valid_abc2midi"].mean()),
         "share_valid_music21": float(table["valid_music21"].mean()),
         "share_converted_to_midi": float(table["converted_to_midi"].mean()),
+        "by_setting": validity_by_setting(table),
         "repeated_bar_rate": (float(table["repeated_bar_rate"].mean())
                               if table["repeated_bar_rate"].notna().any() else None),
         "pitch_class_distance": None, "note_length_distance": None, "reference": None, "reference_error": None,

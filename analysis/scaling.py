@@ -1,4 +1,5 @@
-"""Power-law fits of the final validation loss per architecture, against three measures of scale."""
+"""Power-law fits of the final validation loss per architecture, against three measures of scale; and of the
+bits per note (the loss in a unit other tokenizations share) against parameters."""
 
 from analysis.fit import TooFewPointsError, fit_power_law, leave_largest_out
 from analysis.study import envelope_trials, full_data, lr_envelope
@@ -11,17 +12,17 @@ SCALES = {
 }
 
 
-def fit_trials(trials, include_truncated=False, seed=0, n_boot=1000):
-    """{arch: {scale: entry}}; an entry holds the fit (or a message why there is none) and the
-    leave-the-largest-out check (or a message). The points are the trials on the whole data at their
+def fit_trials(trials, include_truncated=False, seed=0, n_boot=1000, y="val_loss", scales=tuple(SCALES)):
+    """{arch: {scale: entry}}: y against each scale; an entry holds the fit (or a message why there is none)
+    and the leave-the-largest-out check (or a message). The points are the trials on the whole data at their
     size's best learning rate, every seed a point. Trials cut by their time budget are left out
     unless include_truncated."""
     used = fit_points(usable_trials(trials, include_truncated))
     fits = {}
     for arch in sorted(trials["arch"].dropna().unique()):
         rows = used[used["arch"] == arch]
-        fits[arch] = {scale: fit_entry(rows[scale].to_numpy(float), rows["val_loss"].to_numpy(float), seed, n_boot)
-                      for scale in SCALES}
+        fits[arch] = {scale: fit_entry(rows[scale].to_numpy(float), rows[y].to_numpy(float), seed, n_boot)
+                      for scale in scales}
     return fits
 
 

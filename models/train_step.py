@@ -5,6 +5,7 @@ any device, so the compiled and bf16 path also runs, and is tested, on CPU."""
 import contextlib
 
 import torch
+import torch.nn.functional as F
 
 from models.base import eval_mode
 
@@ -56,6 +57,13 @@ class TrainStep:
         with eval_mode(self.model), self.autocast():
             _, loss = self.forward(x.to(self.device), y.to(self.device))
         return loss.item()
+
+    @torch.no_grad()
+    def token_losses(self, x, y):
+        """The loss of every target of (x, y), shaped like y (0 where y is -1), without gradients, in eval mode."""
+        with eval_mode(self.model), self.autocast():
+            logits, _ = self.forward(x.to(self.device))
+        return F.cross_entropy(logits.float().transpose(1, 2), y.to(self.device), ignore_index=-1, reduction="none")
 
     def state_dict(self):
         return self.optimizer.state_dict()

@@ -325,7 +325,8 @@ class OrderedTexts:
 
 
 def write_shards(out, tunes, vocab, tokenized):
-    """tokens/<split>.bin: each chunk's ids then <eot>, tunes in table order. Adds chunks/tokens/unk columns."""
+    """tokens/<split>.bin: each chunk's ids then <eot>, tunes in table order; returns meta.json's entry per split
+    (tunes, chunks, notes, bars, tokens, sha256). Adds chunks/tokens/unk columns."""
     splits, chunks, tokens, unknown = {}, [], [], []
     with closing(encoded_tunes(tokenized, vocab)) as encoded:  # one pass; tunes come split by split
         for split in SPLITS:
@@ -336,7 +337,10 @@ def write_shards(out, tunes, vocab, tokenized):
                     chunks.append(tune_chunks)
                     tokens.append(len(ids))
                     unknown.append(tune_unk)
-            splits[split] = {"tunes": count, "chunks": sum(chunks[len(chunks) - count:]), **writer.entry}
+            in_split = tunes.split == split  # notes and bars: what losses per note and per bar divide by
+            splits[split] = {"tunes": count, "chunks": sum(chunks[len(chunks) - count:]),
+                             "notes": int(tunes.notes[in_split].sum()), "bars": int(tunes.bars[in_split].sum()),
+                             **writer.entry}
     tunes["chunks"], tunes["tokens"], tunes["unk"] = chunks, tokens, unknown
     return splits
 

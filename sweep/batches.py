@@ -1,11 +1,18 @@
-"""Epochs of shuffled, non-overlapping windows of a token shard, addressable by step for exact resumes.
+"""Epochs of shuffled windows of a token shard, each with its tune's header in context, addressable by step for
+exact resumes.
 
-Window i holds inputs tokens[i*B : i*B+B] and targets tokens[i*B+1 : i*B+B+1], so across an epoch's windows
-every training token is predicted exactly once (the last < B tokens that do not fill a window are left out).
-An epoch takes its windows from the whole shard: the first max_windows (the CPU demo's cap), times a data
-fraction f, of the windows in one fixed random order, the same for every seed, so the subsets of a
-data-scaling grid are nested and each is a sample of every tune, not of the shard's first ones. Epoch e's order is a permutation drawn from seed + e alone, so a
-restarted run rebuilds it and goes on at its step.
+A window of block_size positions gives its first HEADER_CONTEXT to the header of the tune it starts in (X:, M:,
+L:, Q:, K: and the V: line of its voice: what says how long a note is and which key it is read in) and the rest
+to the stream. Window i predicts the W = block_size - HEADER_CONTEXT + 1 tokens tokens[i*W : i*W + W] (the first
+from the header alone, the others from the tokens before them too), so across an epoch's windows every training
+token is predicted exactly once (the last < W tokens that do not fill a window are left out). The header's
+positions have no targets (-1). A window that starts inside a header is given only the part before its start, so
+its context is the stream as it was; a short header is preceded by end-of-tune tokens, as a tune is in the stream.
+
+An epoch takes its windows from the whole shard: the first max_tokens // W (the CPU demo's cap), times a data
+fraction f, of the windows in one fixed random order, the same for every seed, so the subsets of a data-scaling
+grid are nested and each is a sample of every tune, not of the shard's first ones. Epoch e's order is a
+permutation drawn from seed + e alone, so a restarted run rebuilds it and goes on at its step.
 """
 
 import functools
@@ -13,20 +20,94 @@ import functools
 import numpy as np
 import torch
 
+from preprocessing.abc_tokens import EOT, UNK, token_kind
 
 SUBSET_SEED = 0  # the order data fractions take their windows in: fixed, so smaller subsets nest in larger
+HEADER_CONTEXT = 12  # X:, M:, L:, Q:, K: and V: lines, a field and a newline token each; a longer header keeps its end
+LONGEST_HEADER = 32  # tokens searched for a tune's header end
+SCAN = 1 << 24  # tokens looked up at a time when indexing a shard
+BODY, HEADER, VOICE, END = range(4)
+
+
+def window_targets(block_size):
+    """Tokens one window predicts: its positions but the header's, plus one (the header's last position
+    predicts the window's first token)."""
+    return block_size - HEADER_CONTEXT + 1
+
+
+def positions_per_target(block_size):
+    """Positions a model processes per token it is trained on: the header context's cost."""
+    return block_size / window_targets(block_size)
+
+
+def token_role(token):
+    """END for <eot>; VOICE for a V: line; HEADER for another field line, a newline or <unk> (a rare key is
+    <unk>); BODY for the rest."""
+    if token == EOT:
+        return END
+    if token == UNK or token == "\n":
+        return HEADER
+    if token_kind(token) != "field":
+        return BODY
+    return VOICE if token.startswith("V:") else HEADER
+
+
+class TuneHeaders:
+    """A split's tokens and, found once in them, where each tune (or chunk: each repeats its tune's header)
+    starts, where its header ends and where its voice lines are."""
+
+    def __init__(self, tokens, vocab):
+        """tokens: the split's ids (a memmap); vocab: meta.json's token strings."""
+        roles = np.array([token_role(token) for token in vocab], dtype=np.int8)
+        self.tokens = tokens
+        self.eot_id = vocab.index(EOT)
+        self.starts = np.concatenate([[0], positions(tokens, roles == END) + 1])
+        self.header_ends = self.starts + header_lengths(tokens, self.starts, roles == HEADER)
+        self.voices = positions(tokens, roles == VOICE)
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def context(self, start):
+        """The HEADER_CONTEXT tokens a window starting at `start` is given: the header of its tune before start,
+        then the part before start of the voice line start is in, end-of-tune tokens ahead to fill it."""
+        tune = np.searchsorted(self.starts, start, side="right") - 1
+        begin, header_end = self.starts[tune], self.header_ends[tune]
+        parts = [self.tokens[begin:min(start, header_end)]]
+        voice = np.searchsorted(self.voices, start) - 1
+        if start > header_end and voice >= 0 and self.voices[voice] >= header_end:
+            parts.append(self.tokens[self.voices[voice]:min(self.voices[voice] + 2, start)])
+        header = np.concatenate(parts)[-HEADER_CONTEXT:]
+        return np.concatenate([np.full(HEADER_CONTEXT - len(header), self.eot_id), header])
+
+
+def positions(tokens, wanted):
+    """Positions of the tokens whose id `wanted` (a boolean table) marks, a slice of the shard at a time."""
+    found = [np.flatnonzero(wanted[tokens[at:at + SCAN]]) + at for at in range(0, len(tokens), SCAN)]
+    return np.concatenate([np.zeros(0, dtype=np.int64), *found])
+
+
+def header_lengths(tokens, starts, is_header):
+    """Per tune, how many of its first tokens are header lines (at most LONGEST_HEADER)."""
+    lengths = []
+    for block in range(0, len(starts), SCAN // LONGEST_HEADER):
+        ahead = starts[block:block + SCAN // LONGEST_HEADER, None] + np.arange(LONGEST_HEADER)
+        inside = is_header[tokens[np.minimum(ahead, len(tokens) - 1)]]
+        lengths.append(np.where(inside.all(axis=1), LONGEST_HEADER, inside.argmin(axis=1)))
+    return np.concatenate([np.zeros(0, dtype=np.int64), *lengths])
 
 
 class EpochWindows:
-    def __init__(self, tokens, block_size, batch_size, seed, epochs=1, data_fraction=1.0, max_windows=0):
-        self.tokens = tokens
-        self.block_size = block_size
+    def __init__(self, headers, block_size, batch_size, seed, epochs=1, data_fraction=1.0, max_tokens=0):
+        """headers: the train split's TuneHeaders."""
+        self.headers = headers
+        self.width = window_targets(block_size)
         self.batch_size = batch_size
         self.seed = seed
-        windows = (len(tokens) - 1) // block_size
+        windows = len(headers) // self.width
         if windows < 1:
-            raise ValueError(f"{len(tokens)} tokens do not fill one window of {block_size}")
-        self.num_windows = epoch_windows(windows, data_fraction, max_windows)
+            raise ValueError(f"{len(headers)} tokens do not fill one window of {self.width} targets")
+        self.num_windows = epoch_windows(len(headers), block_size, data_fraction, max_tokens)
         self.windows = np.sort(np.random.default_rng(SUBSET_SEED).permutation(windows)[:self.num_windows])
         self.steps_per_epoch = -(-self.num_windows // batch_size)
         self.steps = epochs * self.steps_per_epoch
@@ -34,7 +115,7 @@ class EpochWindows:
 
     @property
     def tokens_per_epoch(self):
-        return self.num_windows * self.block_size
+        return self.num_windows * self.width
 
     def _order(self, epoch):
         return self.windows[np.random.default_rng(self.seed + epoch).permutation(self.num_windows)]
@@ -42,27 +123,32 @@ class EpochWindows:
     def batch(self, step):
         """Inputs and targets (int64, [n, block_size]) of the step-th batch; an epoch's last batch may be smaller."""
         epoch, step = divmod(step, self.steps_per_epoch)
-        starts = self.order_of(epoch)[step * self.batch_size : (step + 1) * self.batch_size] * self.block_size
-        return windows_at(self.tokens, starts, self.block_size)
+        starts = self.order_of(epoch)[step * self.batch_size : (step + 1) * self.batch_size] * self.width
+        return windows_at(self.headers, starts, self.width)
 
 
-def epoch_windows(windows, data_fraction=1.0, max_windows=0):
-    """How many of a shard's windows one epoch takes."""
-    return max(1, int(min(windows, max_windows or windows) * data_fraction))
+def epoch_windows(tokens, block_size, data_fraction=1.0, max_tokens=0):
+    """How many windows one epoch takes of a shard of `tokens` tokens, at most max_tokens (0: all) of them."""
+    width = window_targets(block_size)
+    return max(1, int(min(tokens, max_tokens or tokens) // width * data_fraction))
 
 
-def windows_at(tokens, starts, length):
-    rows = np.stack([np.asarray(tokens[s : s + length + 1], dtype=np.int64) for s in starts])
-    rows = torch.from_numpy(rows)
-    return rows[:, :-1], rows[:, 1:]
+def windows_at(headers, starts, length):
+    """Inputs and targets of the windows that predict tokens[s : s + length] for each s in starts."""
+    rows = np.stack([np.concatenate([headers.context(s), headers.tokens[s:s + length]]) for s in starts])
+    rows = torch.from_numpy(rows.astype(np.int64))
+    targets = rows[:, 1:].clone()
+    targets[:, :HEADER_CONTEXT - 1] = -1
+    return rows[:, :-1], targets
 
 
-def evaluation_batches(tokens, block_size, batch_size):
-    """The whole split in order: full windows in batches, then the leftover tail as one shorter window."""
-    full = (len(tokens) - 1) // block_size
+def evaluation_batches(headers, block_size, batch_size):
+    """The whole split in order, every token predicted once: full windows in batches, then the leftover tail as
+    one shorter window."""
+    width = window_targets(block_size)
+    full = len(headers) // width
     for first in range(0, full, batch_size):
-        starts = np.arange(first, min(first + batch_size, full)) * block_size
-        yield windows_at(tokens, starts, block_size)
-    tail = len(tokens) - 1 - full * block_size
-    if tail > 0:
-        yield windows_at(tokens, [full * block_size], tail)
+        yield windows_at(headers, np.arange(first, min(first + batch_size, full)) * width, width)
+    tail = len(headers) - full * width
+    if tail:
+        yield windows_at(headers, [full * width], tail)

@@ -3,11 +3,13 @@ validation loss, measure test loss and perplexity on the whole test split with i
 
     python sweep/run.py best --data DIR (--from results/NAME | --model gpt-xl) --time-budget 2h
 
-Output in <results>/best/: metrics.json, checkpoint.pt (the best model), samples/t<temperature>_<nn>.abc and
-.mid. It runs in this process, on the GPU when there is one: start it on a GPU node of the cluster.
+Output in <results>/best/: metrics.json, checkpoint.pt (the best model), samples/t<temperature>_free_<nnn> (from
+a test tune's header) and t<temperature>_opening_<nnn> (continuing a test tune's first bars), each .abc and .mid.
+It runs in this process, on the GPU when there is one: start it on a GPU node of the cluster.
 """
 
 import argparse
+import itertools
 import json
 import math
 import re
@@ -19,11 +21,14 @@ from pathlib import Path
 from models import ARCHS, DEMO_SIZES, SIZES, load_model, save_model
 from preprocessing import storage
 from preprocessing.abc_tokens import Vocabulary
+from preprocessing.progress import progress_bar
 from preprocessing.shards import load_meta, read_split, verify_shards
+from sweep.batches import TuneHeaders
 from sweep.config import ConfigError, TrialPoint, load_config, validate
 from sweep.data import local_data_dir
+from sweep.losses import loss_metrics
 from sweep.results import load_results, read_sweep_file
-from sweep.samples import write_samples
+from sweep.samples import tune_prompts, write_samples
 from sweep.trainer import Trainer
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -94,37 +99,55 @@ class BestRun(Trainer):
         super().__init__(config.train, point, load_meta(data_dir), read_split(data_dir, "train"),
                          read_split(data_dir, "val"), budget_s, epochs=config.best.max_epochs, anneal_by_time=True)
         self.best = config.best
-        self.test_tokens = read_split(data_dir, "test")
+        self.test = TuneHeaders(read_split(data_dir, "test"), self.meta["vocab"])
         self.out = Path(out_dir)
         self.checkpoint = self.out / "checkpoint.pt"
         per_epoch = self.windows.steps_per_epoch
         self.validation_steps = ({s for s in range(self.best.eval_every, self.windows.steps, self.best.eval_every)}
                                  | {e * per_epoch for e in range(1, self.best.max_epochs)})
         self.best_val = math.inf
+        self.bar = progress_bar(self.windows.steps, f"best model {point.arch}-{point.size}", "step")
 
-    def validated(self, val_loss):
-        if val_loss < self.best_val:
-            self.best_val = val_loss
+    def progressed(self):
+        """The bar: steps done, the recent training loss, the best validation loss, the budget left."""
+        self.bar.update(self.step - self.bar.n)
+        self.bar.set_postfix_str(f"train loss {self.take_train_loss():.3f}, best val loss {self.best_val:.3f}, "
+                                 f"{max(0.0, self.budget_s - self.wall_s()):.0f} s of budget left", refresh=False)
+
+    def validated(self, val):
+        if val["val_loss"] < self.best_val:
+            self.best_val = val["val_loss"]
             save_model(self.checkpoint, self.model, self.meta["vocab_sha256"])
+        self.progressed()
 
-    def finished(self, val_loss, truncated):
-        self.validated(val_loss)
+    def finished(self, val, truncated):
+        self.validated(val)
+        self.bar.close()
         train_s = self.wall_s()
         self.model.load_state_dict(load_model(self.checkpoint, self.meta["vocab_sha256"]).state_dict())
-        test_loss = self.evaluate(self.test_tokens)
+        test = loss_metrics("test", *self.evaluate(self.test), self.meta)
         metrics = {
             "model": f"{self.arch}-{self.size}", "arch": self.arch, "size": self.size,
             "learning_rate": self.point.learning_rate, "seed": self.point.seed,
             "params": self.model.num_params(), "params_nonembed": self.model.num_params(non_embedding=True),
-            "test_loss": test_loss, "test_perplexity": math.exp(test_loss), "best_val_loss": self.best_val,
+            **test, "test_perplexity": math.exp(test["test_loss"]), "best_val_loss": self.best_val,
             "steps": self.step, "tokens_seen": self.tokens_seen, "epochs": self.tokens_seen / self.windows.tokens_per_epoch,
             "truncated_by_budget": truncated, "train_s": train_s, "time_budget_s": self.budget_s,
         }
         metrics["samples"] = write_samples(self.model, Vocabulary.from_meta(self.meta), self.out / "samples",
-                                           self.best, self.device)
+                                           self.best, self.device, self.test_tunes(self.best.samples_per_temperature))
         metrics["wall_s"] = self.wall_s()
         storage.write_text(self.out / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
+
+    def test_tunes(self, count):
+        """The ids of the first count tunes (or chunks) of the held-out test split whose opening holds no <unk>
+        (of the first count tunes where none is so): their headers and openings are the samples' prompts."""
+        vocab, bounds = Vocabulary.from_meta(self.meta), list(zip(self.test.starts[:-1], self.test.starts[1:]))
+        tunes = (self.test.tokens[a:b - 1].tolist() for a, b in bounds)
+        known = (ids for ids in tunes if vocab.unk_id not in tune_prompts(ids, vocab)[1])
+        return list(itertools.islice(known, count)) or [self.test.tokens[a:b - 1].tolist()
+                                                         for a, b in bounds[:count]]
 
 
 def best_main(argv):

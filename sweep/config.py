@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from sweep.batches import HEADER_CONTEXT, window_targets
+
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 ARCHS = ("gpt", "lstm")
 
@@ -95,7 +97,7 @@ def setting(check):
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How one model trains: passed to each trial, and to the best-model run."""
-    block_size: int = setting(_number(int, 2))
+    block_size: int = setting(_number(int, 2 * HEADER_CONTEXT))  # a window's music, and its tune's header
     batch_size: int = setting(_number(int, 1))
     min_lr_ratio: float = setting(_number(float, 0, 1))
     warmup_fraction: float = setting(_number(float, 0, 1))
@@ -200,12 +202,14 @@ def validate(raw):
 
 def check_fits(train, train_tokens):
     """ConfigError when the train split, or the max_train_tokens an epoch may take of it, fills no window."""
-    if (train_tokens - 1) // train.block_size < 1:
+    width = window_targets(train.block_size)
+    if train_tokens < width:
         raise ConfigError("train.block_size", f"the {train_tokens} training tokens fill no window of "
-                                              f"train.block_size {train.block_size} tokens")
-    if train.max_train_tokens and train.max_train_tokens < train.block_size:
+                                              f"train.block_size {train.block_size} tokens ({width} of them predicted)")
+    if train.max_train_tokens and train.max_train_tokens < width:
         raise ConfigError("train.max_train_tokens", f"an epoch of at most {train.max_train_tokens} tokens fills no "
-                                                    f"window of train.block_size {train.block_size} tokens")
+                                                    f"window of train.block_size {train.block_size} tokens "
+                                                    f"({width} of them predicted)")
 
 
 def preset_names():

@@ -10,7 +10,7 @@ import torch
 
 from models import DEMO_SIZES, TrainStep, build_model
 from models.mfu import peak_flops
-from sweep.batches import epoch_windows
+from sweep.batches import epoch_windows, positions_per_target, window_targets
 from sweep.config import trial_points
 
 # Assumed model FLOPs utilisation in bf16: nanoGPT-style GPTs reach ~40% on A100/H100; cuDNN LSTMs far less.
@@ -22,9 +22,9 @@ PRINT_EACH_UP_TO = 40  # larger plans are printed per model
 
 
 def epoch_tokens(train, train_tokens, data_fraction):
-    """Tokens in one epoch of a trial (sweep.batches.EpochWindows)."""
-    windows = (train_tokens - 1) // train.block_size
-    return epoch_windows(windows, data_fraction, train.max_train_tokens // train.block_size) * train.block_size
+    """Tokens one epoch of a trial predicts (sweep.batches.EpochWindows)."""
+    windows = epoch_windows(train_tokens, train.block_size, data_fraction, train.max_train_tokens)
+    return windows * window_targets(train.block_size)
 
 
 def make_plan(config, meta):
@@ -38,7 +38,8 @@ def make_plan(config, meta):
     for point in trial_points(config):
         model = models[point.arch, point.size]
         tokens = epoch_tokens(train, splits["train"]["tokens"], point.data_fraction)
-        per_token = model.flops_per_token()
+        # FLOPs per token predicted: the model also reads each window's header context
+        per_token = model.flops_per_token() * positions_per_target(train.block_size)
         validation = (train.val_points + 1) * splits["val"]["tokens"] * per_token / 3  # forward only
         flops = per_token * tokens + validation
         row = {**vars(point), "params": model.num_params(), "tokens": tokens, "flops": flops}
@@ -49,8 +50,8 @@ def make_plan(config, meta):
 
 
 def measured_tokens_per_s(config, vocab_size):
-    """{(arch, size): training tokens/s} of a few real steps here, at the preset's batch and block size, on
-    the threads a trial gets."""
+    """{(arch, size): training tokens predicted per second} of a few real steps here, at the preset's batch and
+    block size, on the threads a trial gets."""
     train, threads = config.train, torch.get_num_threads()
     torch.set_num_threads(max(1, int(config.resources.cpus_per_trial)))
     speeds = {}
@@ -64,7 +65,8 @@ def measured_tokens_per_s(config, vocab_size):
                 began = time.perf_counter()
                 for _ in range(MEASURED_STEPS):
                     float(step(batch[:, :-1], batch[:, 1:], 1e-3))
-                speeds[arch, size] = MEASURED_STEPS * batch[:, 1:].numel() / (time.perf_counter() - began)
+                positions = MEASURED_STEPS * batch[:, 1:].numel()
+                speeds[arch, size] = positions / positions_per_target(train.block_size) / (time.perf_counter() - began)
     finally:
         torch.set_num_threads(threads)
     return speeds

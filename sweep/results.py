@@ -32,6 +32,8 @@ METRICS = (
     "epoch_fraction",
     "train_loss",
     "val_loss",
+    "val_bits_per_note",
+    "val_bits_per_bar",
     "wall_s",
     "tokens_per_s",
     "flops",
@@ -39,6 +41,12 @@ METRICS = (
     "peak_mem_mb",
     "truncated_by_budget",
 )
+# What the validation loss is broken down by: the kind of the target token (sweep/losses.py maps the tokenizer's
+# kinds to these). Each gives val_loss_<group> (nats per token of the group) and val_share_<group> (its tokens'
+# share of the split).
+TOKEN_GROUPS = ("note", "length", "bar", "chord", "space", "header", "end", "other")
+METRICS += tuple(f"val_{what}_{group}" for group in TOKEN_GROUPS for what in ("loss", "share"))
+VALIDATION_METRICS = tuple(name for name in METRICS if name.startswith("val_"))  # in the reports that validate
 GRID_FIELDS = ("arch", "size", "learning_rate", "data_fraction", "seed")
 SWEEP_FILE = "sweep.json"
 TUNE_FIELDS = ("training_iteration", "time_total_s", "timestamp")

@@ -5,6 +5,7 @@
     python sweep/run.py --data DIR --preset full [--name NAME] [--storage DIR|s3://...] [--set key=value ...]
     python sweep/run.py --resume NAME [--storage ...]     continue an interrupted sweep
     python sweep/run.py best --data DIR (--from results/NAME | --model gpt-xl) --time-budget 2h
+    python sweep/run.py sample --checkpoint results/NAME/best/checkpoint.pt --data DIR --prompt 'X:1\nK:D\n'
 
 The config and the data folder are checked before Ray starts: a bad one stops with exit code 2.
 """
@@ -64,6 +65,9 @@ def data_summary(location, config):
     except (FileNotFoundError, OSError, ValueError) as error:
         raise ConfigError("--data", str(error)) from None
     check_fits(config.train, meta["splits"]["train"]["tokens"])
+    if "notes" not in meta["splits"]["val"]:
+        print(f"note: {location} was prepared before meta.json recorded notes and bars: val_bits_per_note and "
+              f"val_bits_per_bar will be NaN (prepare the data again to have them)", file=sys.stderr)
     return {"location": storage.normalize(location), "vocab_size": meta["vocab_size"],
             "vocab_sha256": meta["vocab_sha256"], "splits": meta["splits"]}
 
@@ -173,6 +177,10 @@ def main(argv=None):
         from sweep.best import best_main
 
         return best_main(argv[1:])
+    if argv[:1] == ["sample"]:
+        from sweep.sample import sample_main
+
+        return sample_main(argv[1:])
     return sweep_main(argv)
 
 

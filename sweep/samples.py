@@ -1,26 +1,82 @@
-"""Tunes sampled from a trained model, written as ABC and, where abc2midi renders them, MIDI."""
+"""Tunes sampled from a trained model, written as ABC and, where abc2midi renders them, MIDI.
 
+A sample continues a prompt: a header (X: to K: and a V: line) for a free sample, or a held-out tune's opening
+bars. The model reads it as it read its training windows (sweep/batches.py): the prompt's header as the
+window's HEADER_CONTEXT, then the tune's body, its latest tokens once it outgrows the rest of the context.
+"""
+
+import collections
+
+import numpy as np
 import torch
 
+from preprocessing.abc_tokens import token_kind
 from preprocessing.abc_tools import abc_to_midi
+from sweep.batches import TuneHeaders
+
+OPENING_BARS = 4  # bars of a test tune the best-model run gives as a prompt
 
 
-def write_samples(model, vocab, folder, best, device):
-    """best.samples_per_temperature tunes at each of best.temperatures, each begun after an end-of-tune
-    token, into folder as t<temperature>_<nn>.abc and .mid; returns one record per sample."""
-    folder.mkdir(parents=True, exist_ok=True)
-    samples = []
-    for temperature in best.temperatures:
-        for index in range(best.samples_per_temperature):
-            prompt = torch.tensor([[vocab.eot_id]], device=device)
-            ids = model.generate(prompt, best.max_new_tokens, temperature=temperature,
-                                 top_k=best.top_k or None)[0, 1:].tolist()
+def prompt_parts(ids, vocab):
+    """(the HEADER_CONTEXT ids a window starting after the prompt's header and voice line is given, the ids
+    after them) of a prompt's ids."""
+    headers = TuneHeaders(np.array(ids), vocab.tokens)
+    body = min(int(headers.header_ends[0]), len(ids))
+    if body < len(ids) and vocab.tokens[ids[body]].startswith("V:"):
+        body = min(body + 2, len(ids))  # the voice line and its newline
+    return headers.context(body), ids[body:]
+
+
+def tune_prompts(ids, vocab, bars=OPENING_BARS):
+    """(its header with its voice line, that and its body up to its bars-th bar line) of a tune's ids."""
+    body = prompt_parts(ids, vocab)[1]
+    header = ids[:len(ids) - len(body)]
+    bar_ends = [i + 1 for i, token in enumerate(body) if token_kind(vocab.tokens[token]) == "bar"]
+    return header, header + body[:bar_ends[bars - 1] if len(bar_ends) >= bars else len(body)]
+
+
+def sample_tunes(model, vocab, prompts, temperature, top_k, max_new_tokens, device):
+    """One continuation of each prompt (token ids), those whose bodies are as long sampled as one batch:
+    [(the continuation's ids up to the end of the tune, whether the model ended it)]."""
+    parts = [prompt_parts(ids, vocab) for ids in prompts]
+    batches = collections.defaultdict(list)
+    for index, (_, body) in enumerate(parts):
+        batches[len(body)].append(index)
+    sampled = [None] * len(prompts)
+    for length, indices in batches.items():
+        pinned = torch.tensor(np.stack([parts[i][0] for i in indices]), device=device)
+        bodies = torch.tensor([parts[i][1] for i in indices], dtype=torch.long, device=device)
+        rows = model.generate(bodies, max_new_tokens, temperature=temperature, top_k=top_k or None, pinned=pinned,
+                              stop_id=vocab.eot_id)[:, length:].tolist()
+        for i, ids in zip(indices, rows):
             ended = vocab.eot_id in ids
-            ids = ids[: ids.index(vocab.eot_id)] if ended else ids
-            name = f"t{temperature}_{index:02d}"
-            abc = vocab.decode(ids)
-            (folder / f"{name}.abc").write_text(abc)
-            ok, message = abc_to_midi(abc, folder / f"{name}.mid")
-            samples.append({"name": name, "temperature": temperature, "tokens": len(ids), "ended": ended,
-                            "midi": ok, "midi_message": message})
-    return samples
+            sampled[i] = (ids[:ids.index(vocab.eot_id)] if ended else ids, ended)
+    return sampled
+
+
+def write_tunes(tunes, folder, names):
+    """Each tune (ABC text) as <name>.abc and, where abc2midi renders it, <name>.mid; one record per tune."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for name, abc in zip(names, tunes):
+        (folder / f"{name}.abc").write_text(abc)
+        ok, message = abc_to_midi(abc, folder / f"{name}.mid")
+        records.append({"name": name, "midi": ok, "midi_message": message})
+    return records
+
+
+def write_samples(model, vocab, folder, best, device, tunes):
+    """At each of best.temperatures, best.samples_per_temperature free samples (from the headers of the given
+    held-out tunes' ids, in turn) and as many continuations of their openings (OPENING_BARS bars), into folder
+    as t<temperature>_free_<nnn> and t<temperature>_opening_<nnn> (.abc, .mid); returns one record per sample."""
+    chosen = [tune_prompts(tunes[i % len(tunes)], vocab) for i in range(best.samples_per_temperature)]
+    prompts = {"free": [header for header, _ in chosen], "opening": [opening for _, opening in chosen]}
+    records = []
+    for temperature in best.temperatures:
+        for kind, prompted in prompts.items():
+            sampled = sample_tunes(model, vocab, prompted, temperature, best.top_k, best.max_new_tokens, device)
+            texts = [vocab.decode(prompt + ids) for prompt, (ids, _) in zip(prompted, sampled)]
+            names = [f"t{temperature}_{kind}_{index:03d}" for index in range(len(prompted))]
+            records += [{**record, "temperature": temperature, "prompt": kind, "ended": ended}
+                        for record, (_, ended) in zip(write_tunes(texts, folder, names), sampled)]
+    return records

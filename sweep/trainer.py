@@ -3,7 +3,8 @@
 A Trainer trains one model over seeded epochs of windows of the train split: the LR schedule, the data order,
 validation over the whole validation split, the time budget, and the state a checkpoint holds. It stops early
 enough to validate once more within its budget. Adapters react through three hooks: `progressed` every
-report_every steps, `validated` at the validation steps they choose, `finished` after the final validation.
+report_every steps, `validated` at the validation steps they choose, `finished` after the final validation; the
+validation hooks get its metrics (sweep.losses.loss_metrics: val_loss, bits per note and bar, loss per token group).
 """
 
 import math
@@ -14,7 +15,9 @@ from pathlib import Path
 import torch
 
 from models import TrainStep, build_model, estimate_mfu, model_from_payload, model_payload, speed_options
-from sweep.batches import EpochWindows, evaluation_batches
+from sweep.batches import EpochWindows, TuneHeaders, evaluation_batches, positions_per_target
+from sweep.losses import group_ids, loss_metrics
+from sweep.results import TOKEN_GROUPS
 
 STATE_FILE = "state.pt"
 
@@ -47,11 +50,12 @@ class Trainer:
         self.started = time.perf_counter()
         self.train, self.point, self.meta = train, point, meta
         self.arch, self.size = point.arch, point.size
-        self.val_tokens = val_tokens
+        self.val = TuneHeaders(val_tokens, meta["vocab"])
+        self.groups = torch.from_numpy(group_ids(meta["vocab"]))
         self.budget_s = budget_s
         self.anneal_by_time = anneal_by_time
-        self.windows = EpochWindows(train_tokens, train.block_size, train.batch_size, point.seed, epochs,
-                                    point.data_fraction, train.max_train_tokens // train.block_size)
+        self.windows = EpochWindows(TuneHeaders(train_tokens, meta["vocab"]), train.block_size, train.batch_size,
+                                    point.seed, epochs, point.data_fraction, train.max_train_tokens)
         self.validation_steps = set()
         self.device = pick_device()
         torch.manual_seed(point.seed)
@@ -87,10 +91,10 @@ class Trainer:
     def progressed(self):
         """Every report_every steps, but at validation steps and the last."""
 
-    def validated(self, val_loss):
-        """At each of validation_steps."""
+    def validated(self, val):
+        """At each of validation_steps, with the validation's metrics."""
 
-    def finished(self, val_loss, truncated):
+    def finished(self, val, truncated):
         """After the final validation; run() returns what this returns."""
 
     def learning_rate(self):
@@ -108,10 +112,10 @@ class Trainer:
         self.loss_sum = self.loss_sum + self.step_fn(x, y, self.learning_rate())
         self.loss_steps += 1
         self.train_s += time.perf_counter() - began
-        self.trained_tokens += y.numel()
+        self.trained_tokens += x.numel()  # positions processed, the header context's too: what speed and MFU count
         self.trained_steps += 1
         self.step += 1
-        self.tokens_seen += y.numel()
+        self.tokens_seen += int((y >= 0).sum())  # tokens predicted: what an epoch counts
 
     def out_of_time(self):
         """Would one more step plus the final validation overrun the budget?"""
@@ -120,22 +124,26 @@ class Trainer:
         step_s = self.train_s / self.trained_steps
         # Before the first validation, guess it from training speed: a forward pass is ~1/3 of a step.
         val_s = self.val_s if self.val_s is not None else (
-            len(self.val_tokens) * self.train_s / self.trained_tokens / 3)
+            len(self.val) * self.train_s / self.trained_tokens / 3)
         return self.wall_s() + 2 * step_s + 1.5 * val_s > self.budget_s
 
-    def evaluate(self, tokens):
-        """Mean loss per token over a whole split."""
-        total, count = 0.0, 0
-        for x, y in evaluation_batches(tokens, self.train.block_size, self.train.val_batch_size):
-            total += self.step_fn.evaluate(x, y) * y.numel()
-            count += y.numel()
-        return total / count
+    def evaluate(self, headers):
+        """(summed loss, tokens) per token group over a whole split (its TuneHeaders), every token predicted once."""
+        sums = torch.zeros(len(TOKEN_GROUPS), dtype=torch.float64)
+        counts = torch.zeros(len(TOKEN_GROUPS), dtype=torch.int64)
+        for x, y in evaluation_batches(headers, self.train.block_size, self.train.val_batch_size):
+            kept = y >= 0
+            groups = self.groups[y[kept]]
+            losses = self.step_fn.token_losses(x, y)[kept.to(self.device)].double().cpu()
+            sums += torch.bincount(groups, losses, minlength=len(TOKEN_GROUPS))
+            counts += torch.bincount(groups, minlength=len(TOKEN_GROUPS))
+        return sums, counts
 
     def validate(self):
         began = time.perf_counter()
-        loss = self.evaluate(self.val_tokens)
+        metrics = loss_metrics("val", *self.evaluate(self.val), self.meta)
         self.val_s = time.perf_counter() - began
-        return loss
+        return metrics
 
     def take_train_loss(self):
         """Mean training loss since the last call (NaN when no step was taken)."""
@@ -144,7 +152,7 @@ class Trainer:
         return loss
 
     def metrics(self, truncated):
-        """The contract's metrics (all but val_loss) as they stand."""
+        """The contract's metrics (all but the validation's) as they stand."""
         tokens_per_s = self.trained_tokens / self.train_s if self.train_s else 0.0
         flops_per_token = self.model.flops_per_token()
         return {
@@ -161,7 +169,7 @@ class Trainer:
             "train_loss": self.take_train_loss(),
             "wall_s": self.wall_s(),
             "tokens_per_s": tokens_per_s,
-            "flops": flops_per_token * self.tokens_seen,
+            "flops": flops_per_token * self.tokens_seen * positions_per_target(self.train.block_size),
             "mfu": estimate_mfu(flops_per_token * tokens_per_s, self.device),
             "peak_mem_mb": peak_memory_mb(self.device),
             "truncated_by_budget": truncated,

@@ -47,11 +47,11 @@ class TuneTrial(Trainer):
     def progressed(self):
         self.report()
 
-    def validated(self, val_loss):
-        self.report(val_loss=val_loss)
+    def validated(self, val):
+        self.report(val)
 
-    def finished(self, val_loss, truncated):
-        self.report(val_loss=val_loss, truncated=truncated, final=True)
+    def finished(self, val, truncated):
+        self.report(val, truncated=truncated, final=True)
 
     def train_one_step(self):
         super().train_one_step()
@@ -61,10 +61,9 @@ class TuneTrial(Trainer):
         return (self.steps_since_checkpoint >= self.train.checkpoint_every
                 and wall_s - self.last_checkpoint_s >= self.train.checkpoint_min_s)
 
-    def report(self, val_loss=None, truncated=False, final=False):
-        metrics = self.metrics(truncated)
-        if val_loss is not None:
-            metrics["val_loss"] = val_loss
+    def report(self, val=None, truncated=False, final=False):
+        """The metrics, and a validation's (val) when one was made."""
+        metrics = {**self.metrics(truncated), **(val or {})}
         if not (final or self.checkpoint_due(metrics["wall_s"])):
             tune.report(metrics)
             return

@@ -33,3 +33,16 @@ def test_repeated_bar_rate_counts_bars_seen_before():
     assert repeated_bar_rate(VALID) == 0.25  # bar 3 repeats bar 1, of 4 bars
     assert repeated_bar_rate("X:1\nL:1/8\nK:C\nCDEF|GABc|\n") == 0.0
     assert np.isnan(repeated_bar_rate("X:1\nK:C\n"))
+
+
+def test_validity_per_temperature_and_prompt(tmp_path):
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for name, text in [("t0.7_free_000", VALID), ("t0.7_free_001", INVALID), ("t0.7_opening_000", VALID),
+                       ("t1.2_free_000", INVALID), ("mine", VALID)]:
+        (samples / f"{name}.abc").write_text(text)
+    table, summary = sample_quality(samples, tmp_path / "out")
+    settings = {(row["temperature"], row["prompt"]): (row["samples"], row["share_valid_abc2midi"])
+                for row in summary["by_setting"] if isinstance(row["prompt"], str)}
+    assert settings == {(0.7, "free"): (2, 0.5), (0.7, "opening"): (1, 1.0), (1.2, "free"): (1, 0.0)}
+    assert len(summary["by_setting"]) == 4  # and the sample its name places nowhere

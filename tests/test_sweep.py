@@ -8,7 +8,7 @@ import pytest
 from preprocessing.shards import load_meta
 from sweep.config import ConfigError, apply_overrides, load_config, load_preset, preset_names
 from sweep import plan
-from sweep.results import METRICS
+from sweep.results import METRICS, TOKEN_GROUPS, VALIDATION_METRICS
 from sweep.run import main
 from conftest import MICRO_SIZES, TRUNCATED_SIZE
 
@@ -35,7 +35,15 @@ def test_micro_sweep_trials_report_every_metric_and_one_exact_epoch(micro_sweep,
     for trial_dir in dirs:
         lines = reports(trial_dir)
         final = lines[-1]
-        assert all(set(METRICS) - {"val_loss"} <= set(line) for line in lines)
+        assert all(set(METRICS) - set(VALIDATION_METRICS) <= set(line) for line in lines)
+        assert all(set(VALIDATION_METRICS) <= set(line) for line in lines if "val_loss" in line)
+        val = load_meta(sweep_data)["splits"]["val"]  # the whole split's loss in bits, over its notes and bars
+        bits = final["val_loss"] * val["tokens"] / math.log(2)
+        assert (final["val_bits_per_note"], final["val_bits_per_bar"]) == pytest.approx((bits / val["notes"],
+                                                                                          bits / val["bars"]))
+        assert sum(final[f"val_share_{group}"] for group in TOKEN_GROUPS) == pytest.approx(1)
+        assert sum(final[f"val_share_{group}"] * final[f"val_loss_{group}"] for group in TOKEN_GROUPS
+                   if final[f"val_share_{group}"]) == pytest.approx(final["val_loss"])
         assert math.isfinite(final["val_loss"]) and final["val_loss"] < math.log(load_meta(sweep_data)["vocab_size"])
         assert [line["tokens_seen"] for line in lines] == sorted(line["tokens_seen"] for line in lines)
         assert any(p.name.startswith("checkpoint_") for p in trial_dir.iterdir())

@@ -11,16 +11,21 @@ import torch
 
 from conftest import REPO
 from models import load_model
+from preprocessing.abc_tokens import Vocabulary
 from preprocessing.shards import load_meta, read_split
-from sweep.batches import evaluation_batches
+from sweep.batches import TuneHeaders, evaluation_batches
 from sweep.config import load_config
 from test_sweep import reports, trial_dirs
 
 pytestmark = pytest.mark.slow
 
 
+def run_command(*args):
+    return [sys.executable, str(REPO / "sweep" / "run.py"), *map(str, args)]
+
+
 def best_command(*args):
-    return [sys.executable, str(REPO / "sweep" / "run.py"), "best", *map(str, args)]
+    return run_command("best", *args)
 
 
 def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, sweep_data, tmp_path):
@@ -29,6 +34,8 @@ def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, swee
                                        "--out", out), cwd=REPO, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
+    # progress: step, losses and the budget left, and not a line per step into a log
+    assert "s of budget left" in done.stderr and done.stderr.count("best model") < 10, done.stderr[-2000:]
 
     finals = [reports(d)[-1] for d in trial_dirs(micro_sweep)]
     best = min(finals, key=lambda final: final["val_loss"])
@@ -39,25 +46,41 @@ def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, swee
     # test loss is that of the saved (best on validation) checkpoint, over the whole test split
     config = load_config("tiny").train
     meta = load_meta(sweep_data)
+    vocab = Vocabulary.from_meta(meta)
     model = load_model(out / "checkpoint.pt", meta["vocab_sha256"])
     total, count = 0.0, 0
+    test = TuneHeaders(read_split(sweep_data, "test"), meta["vocab"])
     with torch.no_grad():
-        for x, y in evaluation_batches(read_split(sweep_data, "test"), config.block_size, config.val_batch_size):
-            total += model(x, y)[1].item() * y.numel()
-            count += y.numel()
+        for x, y in evaluation_batches(test, config.block_size, config.val_batch_size):
+            total += model(x, y)[1].item() * int((y >= 0).sum())
+            count += int((y >= 0).sum())
+    assert count == len(test)  # every test token predicted once
     assert metrics["test_loss"] == pytest.approx(total / count, rel=1e-4)
+    assert metrics["test_bits_per_note"] == pytest.approx(
+        total / math.log(2) / meta["splits"]["test"]["notes"], rel=1e-4)
     assert metrics["test_perplexity"] == pytest.approx(math.exp(metrics["test_loss"]))
     assert metrics["best_val_loss"] < math.log(meta["vocab_size"])
 
     best_config = load_config("tiny").best
     samples = metrics["samples"]
-    assert len(samples) == len(best_config.temperatures) * best_config.samples_per_temperature
-    texts = [(out / "samples" / f"{sample['name']}.abc").read_text() for sample in samples]
-    # A sample is whatever the model wrote: one trained for 15 s may end a tune at once (a CI run wrote "\n")
-    assert all(bool(text) == (sample["tokens"] > 0) for text, sample in zip(texts, samples))
-    assert any(text.strip() for text in texts)
+    assert len(samples) == len(best_config.temperatures) * best_config.samples_per_temperature * 2
+    assert {sample["prompt"] for sample in samples} == {"free", "opening"}
+    test_tunes = [vocab.decode(test.tokens[a:b]) for a, b in zip(test.starts[:-1], test.starts[1:])]
     for sample in samples:
+        text = (out / "samples" / f"{sample['name']}.abc").read_text()
+        # every sample begins with a held-out tune's header (X: to its V: line), an opening with its first bars
+        prompt = text[:text.index("V:")] if sample["prompt"] == "free" else text[:text.index("|")]
+        assert text.startswith("X:1\nM:") and any(tune.startswith(prompt) for tune in test_tunes), text[:300]
         assert (out / "samples" / f"{sample['name']}.mid").exists() == sample["midi"]
+
+    # the sample command continues a prompt with that checkpoint
+    prompt = "X:1\nM:6/8\nL:1/8\nK:D\nV:1\n"
+    done = subprocess.run(run_command("sample", "--checkpoint", out / "checkpoint.pt", "--data", sweep_data,
+                                      "--prompt", prompt.replace("\n", r"\n"), "--n", "3", "--max-new-tokens", "40"),
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "3 samples in" in done.stdout, done.stderr[-3000:]
+    texts = [path.read_text() for path in sorted((out / "prompted").glob("sample_*.abc"))]
+    assert len(texts) == 3 and all(text.startswith(prompt) for text in texts)
 
 
 def test_best_run_refuses_bad_arguments_with_exit_code_2(sweep_data, tmp_path):
