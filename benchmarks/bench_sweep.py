@@ -22,7 +22,7 @@ import ray
 import torch
 
 from preprocessing.shards import load_meta, read_split
-from sweep.config import load_config
+from sweep.config import load_config, trial_points
 from sweep.experiment import new_tuner
 from sweep.trainer import Trainer
 
@@ -32,13 +32,14 @@ REPO = Path(__file__).resolve().parents[1]
 def bench_config(model, tokens):
     arch, _, size = model.partition("-")
     return load_config("demo", [f"archs=[{arch}]", f"sizes=[{size}]", f"train.max_train_tokens={tokens}",
-                                "train.val_points=0"])
+                                "train.val_points=0", "grid.learning_rates=[3e-3]", "grid.data_fractions=[1.0]",
+                                "grid.seeds=[1337]"])
 
 
 def trainer(config, data_dir):
     t = config.train
-    return Trainer(t, config.archs[0], config.sizes[0], config.seed, load_meta(data_dir),
-                   read_split(data_dir, "train")[:t.max_train_tokens], read_split(data_dir, "val"), t.time_budget_s)
+    return Trainer(t, trial_points(config)[0], load_meta(data_dir), read_split(data_dir, "train"),
+                   read_split(data_dir, "val"), t.time_budget_s)
 
 
 def bare_loop(config, data_dir):
@@ -48,7 +49,7 @@ def bare_loop(config, data_dir):
     run = trainer(config, data_dir)
     for step in range(run.windows.steps):
         x, y = run.windows.batch(step)
-        loss = run.step_fn(x, y, config.train.learning_rate)
+        loss = run.step_fn(x, y, config.grid.learning_rates[0])
     float(loss)
     run.validate()
     return run.windows.tokens_per_epoch / (time.perf_counter() - began)
