@@ -9,6 +9,7 @@ It runs in this process, on the GPU when there is one: start it on a GPU node of
 """
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -24,7 +25,7 @@ from preprocessing.abc_tokens import Vocabulary
 from preprocessing.progress import progress_bar
 from preprocessing.shards import load_meta, read_split, verify_shards
 from sweep.batches import TuneHeaders
-from sweep.config import ConfigError, TrialPoint, load_config, validate
+from sweep.config import ConfigError, TrialPoint, apply_overrides, load_config, validate
 from sweep.data import local_data_dir
 from sweep.losses import loss_metrics
 from sweep.results import load_results, read_sweep_file
@@ -75,7 +76,8 @@ def resolve_run(args):
     """The validated config, model and output folder; ConfigError names the bad argument."""
     if args.sweep:
         point = best_trial(args.sweep)
-        config = load_config(args.preset, args.set) if args.preset else validate(read_sweep_file(args.sweep)["config"])
+        config = (load_config(args.preset, args.set) if args.preset
+                  else validate(apply_overrides(read_sweep_file(args.sweep)["config"], args.set)))
         out = args.out or storage.join(args.sweep, "best")
     else:
         arch, _, size = args.model.partition("-")
@@ -96,7 +98,8 @@ class BestRun(Trainer):
     validating every best.eval_every steps and at each epoch's end; keeps the checkpoint best on validation."""
 
     def __init__(self, config, point, data_dir, out_dir, budget_s):
-        super().__init__(config.train, point, load_meta(data_dir), read_split(data_dir, "train"),
+        whole_split = dataclasses.replace(config.train, max_train_tokens=0)  # a sweep's cap is for its trials
+        super().__init__(whole_split, point, load_meta(data_dir), read_split(data_dir, "train"),
                          read_split(data_dir, "val"), budget_s, epochs=config.best.max_epochs, anneal_by_time=True)
         self.best = config.best
         self.test = TuneHeaders(read_split(data_dir, "test"), self.meta["vocab"])

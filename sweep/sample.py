@@ -107,7 +107,8 @@ def sample_main(argv):
     records = write_tunes([prompt + vocab.decode(continuation) for continuation, _ in sampled], out,
                           [f"sample_{index:03d}" for index in range(args.n)])
     for record, (_, ended) in zip(records, sampled):
-        print(f"{record['name']}: {'ended' if ended else 'cut at --max-new-tokens'}; abc2midi: "
+        how = "ended" if ended else "cut at --max-new-tokens, kept to its last whole bar"
+        print(f"{record['name']}: {how}; abc2midi: "
               f"{record['midi_message'].splitlines()[0][:120] if record['midi_message'] else '-'}")
     valid = sum(r["midi"] and r["midi_message"] == "ok" for r in records)
     print(f"{args.n} samples in {out}: {sum(ended for _, ended in sampled)} ended by the model, {valid} rendered "

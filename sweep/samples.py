@@ -37,7 +37,8 @@ def tune_prompts(ids, vocab, bars=OPENING_BARS):
 
 def sample_tunes(model, vocab, prompts, temperature, top_k, max_new_tokens, device):
     """One continuation of each prompt (token ids), those whose bodies are as long sampled as one batch:
-    [(the continuation's ids up to the end of the tune, whether the model ended it)]."""
+    [(the continuation's ids up to the end of the tune, whether the model ended it)]. A continuation that
+    max_new_tokens cut is kept up to its last whole bar (whole_bars)."""
     parts = [prompt_parts(ids, vocab) for ids in prompts]
     batches = collections.defaultdict(list)
     for index, (_, body) in enumerate(parts):
@@ -50,8 +51,17 @@ def sample_tunes(model, vocab, prompts, temperature, top_k, max_new_tokens, devi
                               stop_id=vocab.eot_id)[:, length:].tolist()
         for i, ids in zip(indices, rows):
             ended = vocab.eot_id in ids
-            sampled[i] = (ids[:ids.index(vocab.eot_id)] if ended else ids, ended)
+            sampled[i] = (ids[:ids.index(vocab.eot_id)] if ended else whole_bars(ids, vocab), ended)
     return sampled
+
+
+def whole_bars(ids, vocab):
+    """ids up to their last bar line that closes no tie (all of them where none does): the token budget, not
+    the model, cut the bar after it."""
+    for end in range(len(ids), 0, -1):
+        if token_kind(vocab.tokens[ids[end - 1]]) == "bar" and (end < 2 or vocab.tokens[ids[end - 2]] != "-"):
+            return ids[:end]
+    return ids
 
 
 def write_tunes(tunes, folder, names):

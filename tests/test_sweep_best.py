@@ -31,7 +31,8 @@ def best_command(*args):
 def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, sweep_data, tmp_path):
     out = tmp_path / "best"
     done = subprocess.run(best_command("--data", sweep_data, "--from", micro_sweep, "--time-budget", "15s",
-                                       "--out", out), cwd=REPO, capture_output=True, text=True, timeout=180)
+                                       "--set", "best.samples_per_temperature=1", "--out", out),
+                          cwd=REPO, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     # progress: step, losses and the budget left, and not a line per step into a log
@@ -40,6 +41,10 @@ def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, swee
     finals = [reports(d)[-1] for d in trial_dirs(micro_sweep)]
     best = min(finals, key=lambda final: final["val_loss"])
     assert metrics["model"] == f"{best['arch']}-{best['size']}" and metrics["steps"] > 0
+    # its epochs are of the whole train split, not of the sweep's max_train_tokens
+    tokens_per_epoch = metrics["tokens_seen"] / metrics["epochs"]
+    assert tokens_per_epoch > load_config("tiny").train.max_train_tokens
+    assert tokens_per_epoch == pytest.approx(len(read_split(sweep_data, "train")), rel=0.1)
     # the budget holds the training and its last validation; the test pass and the samples come after it
     assert metrics["train_s"] < 15 + 3, "the time budget was not kept"
 
@@ -63,7 +68,7 @@ def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, swee
 
     best_config = load_config("tiny").best
     samples = metrics["samples"]
-    assert len(samples) == len(best_config.temperatures) * best_config.samples_per_temperature * 2
+    assert len(samples) == len(best_config.temperatures) * 1 * 2  # --set reaches a sweep's own config
     assert {sample["prompt"] for sample in samples} == {"free", "opening"}
     test_tunes = [vocab.decode(test.tokens[a:b]) for a, b in zip(test.starts[:-1], test.starts[1:])]
     for sample in samples:

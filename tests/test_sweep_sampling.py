@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from models import build_model, save_model
-from preprocessing.abc_tokens import Vocabulary
+from preprocessing.abc_tokens import Vocabulary, token_kind, tokenize_abc
 from sweep.batches import HEADER_CONTEXT
 from sweep.run import main
-from sweep.samples import prompt_parts, sample_tunes, tune_prompts, write_tunes
+from sweep.samples import prompt_parts, sample_tunes, tune_prompts, whole_bars, write_tunes
 from test_sweep_windows import DUET, JIG, REEL, corpus
 
 PROMPT = "X:1\nM:6/8\nL:1/8\nK:D\n"
@@ -58,11 +58,20 @@ def test_sampled_tunes_continue_their_prompts(tmp_path):
     jig, duet = (tune_prompts(vocab.encode(tune), vocab) for tune in (JIG, DUET))
     prompts = [jig[0], duet[1], jig[1], duet[0]]  # bodies of three lengths: three batches
     sampled = sample_tunes(tiny_model(vocab.tokens), vocab, prompts, 1.0, 10, 40, "cpu")
-    assert all(len(ids) <= 40 and (ended or len(ids) == 40) and vocab.eot_id not in ids for ids, ended in sampled)
+    for ids, ended in sampled:  # up to the end of the tune, or cut by the 40 tokens, then to its last whole bar
+        assert len(ids) <= 40 and vocab.eot_id not in ids
+        assert ended or len(ids) == 40 or token_kind(vocab.tokens[ids[-1]]) == "bar"
     texts = [vocab.decode(prompt + ids) for prompt, (ids, _) in zip(prompts, sampled)]
     records = write_tunes(texts, tmp_path, ["a", "b", "c", "d"])
     assert [(tmp_path / f"{r['name']}.abc").read_text() for r in records] == texts
     assert all((tmp_path / f"{r['name']}.mid").exists() == r["midi"] for r in records)
+
+
+def test_a_sample_the_token_budget_cuts_ends_with_its_last_whole_bar():
+    texts = ["A2 FA|dAFA|B2 G", "A2 FA|dA-|A2 G", "A2 FA dA"]
+    vocab = Vocabulary(["<unk>", "<eot>", *sorted({token for text in texts for token in tokenize_abc(text)})])
+    kept = [vocab.decode(whole_bars(vocab.encode(text), vocab)) for text in texts]
+    assert kept == ["A2 FA|dAFA|", "A2 FA|", "A2 FA dA"]  # a bar line after a tie ends no bar; no bar line: all
 
 
 @pytest.fixture
