@@ -100,11 +100,10 @@ def sound(midi_path, audio_path, synth, missing):
     return (audio_path if rendered else None), note
 
 
-def sample_media(samples_dir, out_dir):
-    """Score and sound of every *.abc in samples_dir, into out_dir beside the MIDI files that
-    analysis.samples wrote there; returns (one record per sample, what to do for sound or None)."""
+def sample_media(paths, out_dir):
+    """Score and sound of each sample (.abc paths), into out_dir beside the MIDI files that analysis.samples
+    wrote there; returns (one record per sample, what to do for sound or None)."""
     synth, missing = find_synth()
-    paths = sorted(Path(samples_dir).glob("*.abc"))
     tunes = [path.read_text(encoding="latin-1") for path in paths]
     # FluidSynth renders in processes of its own, in these threads, while music21 engraves in this one
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:

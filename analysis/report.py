@@ -199,11 +199,15 @@ def samples_section(table_, summary):
             f"classes {number(summary['pitch_class_distance'], 3)}, of note lengths "
             f"{number(summary['note_length_distance'], 3)}.")
     lines.append("")
+    shown = table_[table_["shown"]]
+    if len(shown) < len(table_):
+        lines += [f"Shown here and in report.html: the first samples of each temperature and prompt, {len(shown)} "
+                  f"of {len(table_)}; samples.csv lists every one.", ""]
     header = ("sample", "abc2midi valid", "music21 valid", "MIDI", "repeated bars", "piano roll")
     rows = [[r["sample"], r["valid_abc2midi"], r["valid_music21"], r["converted_to_midi"],
              number(r["repeated_bar_rate"], 3),
              f"![](samples/{r['piano_roll']})" if isinstance(r["piano_roll"], str) else "–"]
-            for _, r in table_.iterrows()]
+            for _, r in shown.iterrows()]
     lines.append(table(header, rows))
     return lines
 

@@ -13,7 +13,7 @@ from analysis.media import sample_media
 from analysis.page import write_page
 from analysis.plots import make_plots
 from analysis.report import write_report
-from analysis.samples import sample_quality
+from analysis.samples import sample_quality, shown_samples
 from analysis.compute_optimal import frontier, isoflop_profiles, joint_fits
 from analysis.scaling import fit_points, fit_trials, fits_to_json, usable_trials
 from analysis.study import best_lr_law, lr_envelope
@@ -98,9 +98,10 @@ def analyze(results_dir, data_dir=None, include_truncated=False, samples_dir=Non
         with tempfile.TemporaryDirectory(prefix="samples-") as scratch:
             samples = samples_dir or local_folder(results_dir, "best/samples", scratch)
             quality = sample_quality(samples, out / "samples", data_dir) if samples else (None, None)
-            media = sample_media(samples, out / "samples") if samples else ([], None)
+            media = sample_media(shown_samples(quality[0], samples), out / "samples") if samples else ([], None)
         if quality[1] is not None:
             (out / "samples.json").write_text(json.dumps(quality[1], indent=1))
+            quality[0].to_csv(out / "samples.csv", index=False)
         write_report(out / "report.md", results_dir, trials, used, fits, study, figures, quality,
                      best_metrics(results_dir), include_truncated, missing_trials(sweep_config, trials))
         write_page(out, media)

@@ -5,6 +5,7 @@ Both the samples and the reference tunes are rendered to MIDI by abc2midi and me
 quarter notes, so the two sides of each distance are measured the same way.
 """
 
+import collections
 import json
 import re
 import tempfile
@@ -26,6 +27,7 @@ from preprocessing.abc_tokens import Vocabulary, tokenize_with_kinds  # noqa: E4
 from preprocessing.abc_tools import abc_to_midi, render_tunes  # noqa: E402
 
 REFERENCE_TUNES = 200  # test tunes rendered for the reference distributions
+SHOWN_PER_SETTING = 5  # samples of each temperature and prompt given a piano roll, a score and sound; all are measured
 # note lengths in quarter notes, binned by the nearest power of two from a 64th note to a double whole
 LENGTH_EXPONENTS = np.arange(-4, 4)
 MUSICAL = ("note", "rest", "chord_end", "tuplet", "broken", "other")  # token kinds that make up a bar
@@ -155,23 +157,30 @@ def plot_piano_roll(midi_path, png_path, title):
 
 
 def sample_quality(samples_dir, out_dir, data_dir=None):
-    """(per-sample DataFrame, summary dict) for every *.abc in samples_dir; MIDI renders and piano rolls
-    go under out_dir. Without data_dir the distances to the test split are left out (None)."""
+    """(per-sample DataFrame, summary dict) for every *.abc in samples_dir; MIDI renders and the shown samples'
+    piano rolls go under out_dir. Without data_dir the distances to the test split are left out (None)."""
     paths = sorted(Path(samples_dir).glob("*.abc"))
     if not paths:
         raise FileNotFoundError(f"no .abc samples in {samples_dir}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, seen = [], collections.Counter()
     for path in paths:
         midi_path = out_dir / f"{path.stem}.mid"
-        row = {"sample": path.name, **sample_setting(path.name),
+        setting = sample_setting(path.name)
+        seen[tuple(setting.values())] += 1
+        row = {"sample": path.name, **setting, "shown": seen[tuple(setting.values())] <= SHOWN_PER_SETTING,
                **check_sample(path.read_text(encoding="latin-1"), midi_path)}
         row["piano_roll"] = (plot_piano_roll(midi_path, out_dir / f"{path.stem}_piano_roll.png", path.stem).name
-                             if row["converted_to_midi"] else None)
+                             if row["converted_to_midi"] and row["shown"] else None)
         rows.append(row)
     table = pd.DataFrame(rows)
     return table, summarize(table, out_dir, data_dir)
+
+
+def shown_samples(table, samples_dir):
+    """The paths of the samples (of sample_quality's table) the report shows."""
+    return [Path(samples_dir) / name for name in table.loc[table["shown"], "sample"]]
 
 
 def sample_setting(name):

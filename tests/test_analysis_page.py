@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 from analysis.media import HOW_TO_GET_AUDIO, SOUNDFONT_ENV, find_soundfont, sample_media  # noqa: E402
 from analysis.page import write_page  # noqa: E402
 from analysis.report import samples_section  # noqa: E402
-from analysis.samples import sample_quality  # noqa: E402
+from analysis.samples import sample_quality, shown_samples  # noqa: E402
 
 SAMPLES = {
     "t0.9_00.abc": "X:1\nM:6/8\nL:1/8\nQ:1/4=120\nK:D\nV:1\n|:A|dfa afd|gbg fdf|ecA efg|fdd d2:|\n"
@@ -47,7 +47,7 @@ def build_page(out, samples):
     lines = ["# Scaling analysis: fixture", "", "## Figures", "", "![scaling_gpt](scaling_gpt.png)", "",
              "## Sample quality", "", *samples_section(table, summary)]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    return write_page(out, sample_media(samples, out / "samples"))
+    return write_page(out, sample_media(shown_samples(table, samples), out / "samples"))
 
 
 @pytest.fixture(scope="module")

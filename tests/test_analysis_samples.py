@@ -3,7 +3,9 @@
 import matplotlib.image
 import numpy as np
 
-from analysis.samples import repeated_bar_rate, sample_quality
+import analysis.samples
+from analysis.report import samples_section
+from analysis.samples import repeated_bar_rate, sample_quality, shown_samples
 
 VALID = "X:1\nM:4/4\nL:1/8\nK:C\nCDEF GABc|c2B2 A2G2|CDEF GABc|c8|]\n"
 INVALID = "this is no tune: no X: field, no key\n"
@@ -46,3 +48,19 @@ def test_validity_per_temperature_and_prompt(tmp_path):
                 for row in summary["by_setting"] if isinstance(row["prompt"], str)}
     assert settings == {(0.7, "free"): (2, 0.5), (0.7, "opening"): (1, 1.0), (1.2, "free"): (1, 0.0)}
     assert len(summary["by_setting"]) == 4  # and the sample its name places nowhere
+
+
+def test_every_sample_is_measured_and_the_first_of_each_setting_shown(tmp_path, monkeypatch):
+    monkeypatch.setattr(analysis.samples, "SHOWN_PER_SETTING", 1)
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for name, text in [("t0.7_free_000", VALID), ("t0.7_free_001", VALID), ("t0.7_free_002", INVALID),
+                       ("t0.7_opening_000", VALID)]:
+        (samples / f"{name}.abc").write_text(text)
+    table, summary = sample_quality(samples, tmp_path / "out")
+    assert summary["samples"] == 4 and summary["share_valid_abc2midi"] == 3 / 4
+    assert shown_samples(table, samples) == [samples / "t0.7_free_000.abc", samples / "t0.7_opening_000.abc"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["t0.7_free_000_piano_roll.png",
+                                                                       "t0.7_opening_000_piano_roll.png"]
+    text = "\n".join(samples_section(table, summary))
+    assert "2 of 4" in text and "| t0.7_free_001.abc |" not in text and "| t0.7_opening_000.abc |" in text
