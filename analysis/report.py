@@ -178,14 +178,20 @@ def samples_section(table_, summary):
     if summary is None:
         return ["No samples found (results/NAME/best/samples or --samples)."]
     lines = [
-        f"{summary['samples']} samples: valid ABC by abc2midi (rendered, no error) "
-        f"{summary['share_valid_abc2midi']:.0%}, valid by music21 {summary['share_valid_music21']:.0%}, "
-        f"converted to MIDI {summary['share_converted_to_midi']:.0%}; repeated-bar rate "
-        f"{number(summary['repeated_bar_rate'], 3)}.",
-        "",
-        setting_table(summary["by_setting"]),
+        f"{summary['samples']} samples of the model's own: valid ABC by abc2midi (rendered, no error) "
+        f"{share_of(summary['share_valid_abc2midi'], summary['samples'])}, valid by music21 "
+        f"{share_of(summary['share_valid_music21'], summary['samples'])}, converted to MIDI "
+        f"{summary['share_converted_to_midi']:.0%}; repeated-bar rate {number(summary['repeated_bar_rate'], 3)}.",
         "",
     ]
+    constrained = summary.get("constrained")
+    if constrained:
+        lines += [f"By constrained decoding (an option: the tokens that would break the ABC masked, "
+                  f"sweep/abc_grammar.py), {constrained['samples']} samples: valid by abc2midi "
+                  f"{share_of(constrained['share_valid_abc2midi'], constrained['samples'])}, by music21 "
+                  f"{share_of(constrained['share_valid_music21'], constrained['samples'])}. The figures above and "
+                  f"below the table are the model's own.", ""]
+    lines += [setting_table(summary["by_setting"]), ""]
     reference = summary["reference"]
     if reference is None:
         lines.append(summary["reference_error"]
@@ -217,11 +223,13 @@ def share_of(share, count):
 
 
 def setting_table(by_setting):
-    """Validity per temperature and prompt (free: from a header; opening: continuing a test tune's first bars)."""
-    rows = [[number(r["temperature"]), r["prompt"] if isinstance(r["prompt"], str) else "–",
+    """Validity per temperature, prompt (free: from a header; opening: continuing a test tune's first bars) and
+    decoding."""
+    named = lambda value: value if isinstance(value, str) else "–"  # noqa: E731
+    rows = [[number(r["temperature"]), named(r["prompt"]), named(r.get("decoding")),
              share_of(r["share_valid_abc2midi"], r["samples"]), share_of(r["share_valid_music21"], r["samples"])]
             for r in by_setting]
-    return table(("temperature", "prompt", "valid by abc2midi", "valid by music21"), rows)
+    return table(("temperature", "prompt", "decoding", "valid by abc2midi", "valid by music21"), rows)
 
 
 def best_model_line(best):

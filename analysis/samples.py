@@ -31,8 +31,10 @@ SHOWN_PER_SETTING = 5  # samples of each temperature and prompt given a piano ro
 # note lengths in quarter notes, binned by the nearest power of two from a 64th note to a double whole
 LENGTH_EXPONENTS = np.arange(-4, 4)
 MUSICAL = ("note", "rest", "chord_end", "tuplet", "broken", "other")  # token kinds that make up a bar
-# a best-model run's sample: t<temperature>_<prompt>_<nnn>.abc, prompt "free" (a header) or "opening" (first bars)
-SAMPLE_NAME = re.compile(r"t(?P<temperature>\d+(?:\.\d+)?)_(?:(?P<prompt>[a-z]+)_)?\d+\.abc$")
+# a best-model run's sample: t<temperature>_<prompt>[_constrained]_<nnn>.abc, prompt "free" (a header) or
+# "opening" (first bars), "_constrained" for constrained decoding
+SAMPLE_NAME = re.compile(r"t(?P<temperature>\d+(?:\.\d+)?)_(?:(?P<prompt>[a-z]+)_)?(?P<constrained>constrained_)?"
+                         r"\d+\.abc$")
 
 
 def check_sample(abc_text, midi_path):
@@ -184,34 +186,43 @@ def shown_samples(table, samples_dir):
 
 
 def sample_setting(name):
-    """The temperature and prompt a sample's file name gives (None where it gives none)."""
+    """The temperature, prompt and decoding a sample's file name gives (None where it gives none)."""
     match = SAMPLE_NAME.match(name)
     if match is None:
-        return {"temperature": None, "prompt": None}
-    return {"temperature": float(match["temperature"]), "prompt": match["prompt"]}
+        return {"temperature": None, "prompt": None, "decoding": None}
+    return {"temperature": float(match["temperature"]), "prompt": match["prompt"],
+            "decoding": "constrained" if match["constrained"] else "unconstrained"}
 
 
 def validity_by_setting(table):
-    """Per temperature and prompt: samples, and the shares valid by abc2midi and by music21."""
-    grouped = table.groupby(["temperature", "prompt"], dropna=False)
+    """Per temperature, prompt and decoding: samples, and the shares valid by abc2midi and by music21."""
+    grouped = table.groupby(["temperature", "prompt", "decoding"], dropna=False)
     return grouped.agg(samples=("sample", "size"), share_valid_abc2midi=("valid_abc2midi", "mean"),
                        share_valid_music21=("valid_music21", "mean")).reset_index().to_dict(orient="records")
 
 
 def summarize(table, out_dir, data_dir):
+    """The model's own samples' figures (all but those of constrained decoding), the constrained ones' validity
+    beside them, and validity per setting."""
+    constrained = table["decoding"] == "constrained"
+    own = table[~constrained]
     summary = {
-        "samples": int(len(table)),
-        "share_valid_abc2midi": float(table["valid_abc2midi"].mean()),
-        "share_valid_music21": float(table["valid_music21"].mean()),
-        "share_converted_to_midi": float(table["converted_to_midi"].mean()),
+        "samples": int(len(own)),
+        "share_valid_abc2midi": float(own["valid_abc2midi"].mean()),
+        "share_valid_music21": float(own["valid_music21"].mean()),
+        "share_converted_to_midi": float(own["converted_to_midi"].mean()),
+        "constrained": {"samples": int(constrained.sum()),
+                        "share_valid_abc2midi": float(table.loc[constrained, "valid_abc2midi"].mean()),
+                        "share_valid_music21": float(table.loc[constrained, "valid_music21"].mean())}
+                       if constrained.any() else None,
         "by_setting": validity_by_setting(table),
-        "repeated_bar_rate": (float(table["repeated_bar_rate"].mean())
-                              if table["repeated_bar_rate"].notna().any() else None),
+        "repeated_bar_rate": (float(own["repeated_bar_rate"].mean())
+                              if own["repeated_bar_rate"].notna().any() else None),
         "pitch_class_distance": None, "note_length_distance": None, "reference": None, "reference_error": None,
     }
     if data_dir is None:
         return summary
-    converted = table.loc[table["converted_to_midi"], "sample"]
+    converted = own.loc[own["converted_to_midi"], "sample"]
     generated = distributions([out_dir / f"{Path(name).stem}.mid" for name in converted])
     with tempfile.TemporaryDirectory(prefix="reference-") as scratch:
         try:

@@ -68,17 +68,22 @@ class LanguageModel(nn.Module):
         return torch.optim.AdamW(groups, lr=learning_rate, betas=tuple(betas), fused=device_type == "cuda")
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, pinned=None, stop_id=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, pinned=None, stop_id=None,
+                 grammar=None):
         """Extend idx (B, T) by max_new_tokens sampled tokens, or fewer once every row has sampled stop_id. The
         context is idx's last block_size tokens, or with pinned (B, P) (a tune's header) pinned and idx's last
-        block_size - P."""
+        block_size - P. grammar (sweep.abc_grammar.AbcGrammar, at idx's end) masks the tokens it does not allow."""
         stopped = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
         keep = self.config.block_size - (0 if pinned is None else pinned.size(1))
         with eval_mode(self):
             for _ in range(max_new_tokens):
                 context = idx[:, -keep:] if pinned is None else torch.cat((pinned, idx[:, -keep:]), dim=1)
-                logits, _ = self(context)
-                next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p)
+                logits = self(context)[0][:, -1, :]
+                if grammar is not None:
+                    logits = logits.masked_fill(~grammar.allowed(), float("-inf"))
+                next_id = sample_next(logits, temperature, top_k, top_p)
+                if grammar is not None:
+                    grammar.advance(next_id[:, 0].tolist())
                 idx = torch.cat((idx, next_id), dim=1)
                 if stop_id is not None:
                     stopped |= next_id[:, 0] == stop_id

@@ -4,7 +4,8 @@ validation loss, measure test loss and perplexity on the whole test split with i
     python sweep/run.py best --data DIR (--from results/NAME | --model gpt-xl) --time-budget 2h
 
 Output in <results>/best/: metrics.json, checkpoint.pt (the best model), samples/t<temperature>_free_<nnn> (from
-a test tune's header) and t<temperature>_opening_<nnn> (continuing a test tune's first bars), each .abc and .mid.
+a test tune's header) and t<temperature>_opening_<nnn> (continuing a test tune's first bars), each .abc and .mid;
+with --constrained, as many again by constrained decoding, t<temperature>_<free|opening>_constrained_<nnn>.
 It runs in this process, on the GPU when there is one: start it on a GPU node of the cluster.
 """
 
@@ -55,6 +56,8 @@ def parse_best_args(argv):
     parser.add_argument("--preset", help="training settings (default: the sweep's, or full with --model)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", help="output folder (default: <sweep>/best or results/best-<model>/best)")
+    parser.add_argument("--constrained", action="store_true", help="also sample as many tunes by constrained "
+                        "decoding (tokens that would break the ABC masked), beside the model's own")
     return parser.parse_args(argv)
 
 
@@ -97,11 +100,11 @@ class BestRun(Trainer):
     """Epochs of fresh seeded window orders over the whole train split until the budget or best.max_epochs,
     validating every best.eval_every steps and at each epoch's end; keeps the checkpoint best on validation."""
 
-    def __init__(self, config, point, data_dir, out_dir, budget_s):
+    def __init__(self, config, point, data_dir, out_dir, budget_s, constrained=False):
         whole_split = dataclasses.replace(config.train, max_train_tokens=0)  # a sweep's cap is for its trials
         super().__init__(whole_split, point, load_meta(data_dir), read_split(data_dir, "train"),
                          read_split(data_dir, "val"), budget_s, epochs=config.best.max_epochs, anneal_by_time=True)
-        self.best = config.best
+        self.best, self.constrained = config.best, constrained
         self.test = TuneHeaders(read_split(data_dir, "test"), self.meta["vocab"])
         self.out = Path(out_dir)
         self.checkpoint = self.out / "checkpoint.pt"
@@ -138,7 +141,8 @@ class BestRun(Trainer):
             "truncated_by_budget": truncated, "train_s": train_s, "time_budget_s": self.budget_s,
         }
         metrics["samples"] = write_samples(self.model, Vocabulary.from_meta(self.meta), self.out / "samples",
-                                           self.best, self.device, self.test_tunes(self.best.samples_per_temperature))
+                                           self.best, self.device, self.test_tunes(self.best.samples_per_temperature),
+                                           self.constrained)
         metrics["wall_s"] = self.wall_s()
         storage.write_text(self.out / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
@@ -166,7 +170,7 @@ def best_main(argv):
     # On object storage the run writes into a local folder, uploaded whole at the end.
     local_out = Path(tempfile.mkdtemp(prefix="best-")) if storage.is_uri(out) else Path(out)
     local_out.mkdir(parents=True, exist_ok=True)
-    metrics = BestRun(config, point, data_dir, local_out, budget_s).run()
+    metrics = BestRun(config, point, data_dir, local_out, budget_s, args.constrained).run()
     if storage.is_uri(out):
         storage.upload(local_out, out)
         shutil.rmtree(local_out)

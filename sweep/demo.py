@@ -12,7 +12,7 @@ from sweep.config import ConfigError, load_config
 from sweep.run import claim_new_sweep, connect_ray, exit_code, fail, fit, new_sweep
 
 DEMO_DATA = Path("data/music21")
-DEMO_BEST_BUDGET = "180s"  # on 2 CPUs, long enough for samples abc2midi reads (benchmarks/README.md)
+DEMO_BEST_BUDGET = "150s"  # on 2 CPUs, about two epochs of the bundled corpus for the largest CPU size
 
 
 def prepare_demo_data():
@@ -41,7 +41,7 @@ def run_demo(args):
     seconds["sweep"] = time.perf_counter() - began - sum(seconds.values())
     if not results.num_errors:
         print(f"Best-model run ({DEMO_BEST_BUDGET}): test loss and samples into {path}/best", flush=True)
-        best_main(["--data", str(DEMO_DATA), "--from", str(path), "--time-budget", DEMO_BEST_BUDGET])
+        best_main(["--data", str(DEMO_DATA), "--from", str(path), "--time-budget", DEMO_BEST_BUDGET, "--constrained"])
     seconds["best model"] = time.perf_counter() - began - sum(seconds.values())
     try:
         print(f"Report: {analyze(path)}")

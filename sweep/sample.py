@@ -2,6 +2,7 @@
 
     python sweep/run.py sample --checkpoint results/NAME/best/checkpoint.pt --data DIR \\
         (--prompt 'X:1\\nM:6/8\\nL:1/8\\nK:D\\n' | --prompt-file TUNE.abc) [--n 8] [--temperature 0.9] [--top-k 40]
+        [--constrained]
 
 writes sample_<nnn>.abc and, where abc2midi renders it, sample_<nnn>.mid into --out (default: prompted/ beside
 the checkpoint). The prompt is ABC: a header (X: to K:, a V: line), perhaps opening bars. DIR is the prepared data
@@ -38,6 +39,8 @@ def parse_sample_args(argv):
     parser.add_argument("--temperature", type=float, default=0.9, help="default 0.9; 0: the likeliest token")
     parser.add_argument("--top-k", type=int, default=40, help="among the k likeliest tokens (default 40; 0: all)")
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="at most this many tokens a sample")
+    parser.add_argument("--constrained", action="store_true",
+                        help="mask the tokens that would break the ABC (sweep/abc_grammar.py); off: the model's own")
     parser.add_argument("--seed", type=int, help="a seed, for the same samples again")
     parser.add_argument("--out", help="output folder (default: prompted/ beside the checkpoint)")
     return parser.parse_args(argv)
@@ -102,7 +105,7 @@ def sample_main(argv):
         torch.manual_seed(args.seed)
     device = pick_device()
     sampled = sample_tunes(model.to(device), vocab, [ids] * args.n, args.temperature, args.top_k,
-                           args.max_new_tokens, device)
+                           args.max_new_tokens, device, args.constrained)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "prompted"
     records = write_tunes([prompt + vocab.decode(continuation) for continuation, _ in sampled], out,
                           [f"sample_{index:03d}" for index in range(args.n)])

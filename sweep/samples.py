@@ -6,12 +6,14 @@ window's HEADER_CONTEXT, then the tune's body, its latest tokens once it outgrow
 """
 
 import collections
+import itertools
 
 import numpy as np
 import torch
 
 from preprocessing.abc_tokens import token_kind
 from preprocessing.abc_tools import abc_to_midi
+from sweep.abc_grammar import AbcGrammar
 from sweep.batches import TuneHeaders
 
 OPENING_BARS = 4  # bars of a test tune the best-model run gives as a prompt
@@ -35,10 +37,11 @@ def tune_prompts(ids, vocab, bars=OPENING_BARS):
     return header, header + body[:bar_ends[bars - 1] if len(bar_ends) >= bars else len(body)]
 
 
-def sample_tunes(model, vocab, prompts, temperature, top_k, max_new_tokens, device):
+def sample_tunes(model, vocab, prompts, temperature, top_k, max_new_tokens, device, constrained=False):
     """One continuation of each prompt (token ids), those whose bodies are as long sampled as one batch:
     [(the continuation's ids up to the end of the tune, whether the model ended it)]. A continuation that
-    max_new_tokens cut is kept up to its last whole bar (whole_bars)."""
+    max_new_tokens cut is kept up to its last whole bar (whole_bars). constrained: the tokens that would break
+    the ABC are masked (sweep/abc_grammar.py)."""
     parts = [prompt_parts(ids, vocab) for ids in prompts]
     batches = collections.defaultdict(list)
     for index, (_, body) in enumerate(parts):
@@ -47,8 +50,11 @@ def sample_tunes(model, vocab, prompts, temperature, top_k, max_new_tokens, devi
     for length, indices in batches.items():
         pinned = torch.tensor(np.stack([parts[i][0] for i in indices]), device=device)
         bodies = torch.tensor([parts[i][1] for i in indices], dtype=torch.long, device=device)
+        grammar = AbcGrammar(vocab.tokens, len(indices), device) if constrained else None
+        for column in bodies.T.tolist() if constrained else []:  # the grammar reads the prompts' bodies first
+            grammar.advance(column)
         rows = model.generate(bodies, max_new_tokens, temperature=temperature, top_k=top_k or None, pinned=pinned,
-                              stop_id=vocab.eot_id)[:, length:].tolist()
+                              stop_id=vocab.eot_id, grammar=grammar)[:, length:].tolist()
         for i, ids in zip(indices, rows):
             ended = vocab.eot_id in ids
             sampled[i] = (ids[:ids.index(vocab.eot_id)] if ended else whole_bars(ids, vocab), ended)
@@ -75,18 +81,21 @@ def write_tunes(tunes, folder, names):
     return records
 
 
-def write_samples(model, vocab, folder, best, device, tunes):
+def write_samples(model, vocab, folder, best, device, tunes, constrained=False):
     """At each of best.temperatures, best.samples_per_temperature free samples (from the headers of the given
     held-out tunes' ids, in turn) and as many continuations of their openings (OPENING_BARS bars), into folder
-    as t<temperature>_free_<nnn> and t<temperature>_opening_<nnn> (.abc, .mid); returns one record per sample."""
+    as t<temperature>_free_<nnn> and t<temperature>_opening_<nnn> (.abc, .mid); with constrained, as many again
+    by constrained decoding, as t<temperature>_<prompt>_constrained_<nnn>. Returns one record per sample."""
     chosen = [tune_prompts(tunes[i % len(tunes)], vocab) for i in range(best.samples_per_temperature)]
     prompts = {"free": [header for header, _ in chosen], "opening": [opening for _, opening in chosen]}
     records = []
-    for temperature in best.temperatures:
-        for kind, prompted in prompts.items():
-            sampled = sample_tunes(model, vocab, prompted, temperature, best.top_k, best.max_new_tokens, device)
-            texts = [vocab.decode(prompt + ids) for prompt, (ids, _) in zip(prompted, sampled)]
-            names = [f"t{temperature}_{kind}_{index:03d}" for index in range(len(prompted))]
-            records += [{**record, "temperature": temperature, "prompt": kind, "ended": ended}
-                        for record, (_, ended) in zip(write_tunes(texts, folder, names), sampled)]
+    for temperature, (kind, prompted), masked in itertools.product(best.temperatures, prompts.items(),
+                                                                   (False, True) if constrained else (False,)):
+        sampled = sample_tunes(model, vocab, prompted, temperature, best.top_k, best.max_new_tokens, device, masked)
+        texts = [vocab.decode(prompt + ids) for prompt, (ids, _) in zip(prompted, sampled)]
+        setting = f"t{temperature}_{kind}{'_constrained' if masked else ''}"
+        names = [f"{setting}_{index:03d}" for index in range(len(prompted))]
+        records += [{**record, "temperature": temperature, "prompt": kind, "ended": ended,
+                     "decoding": "constrained" if masked else "unconstrained"}
+                    for record, (_, ended) in zip(write_tunes(texts, folder, names), sampled)]
     return records

@@ -41,13 +41,20 @@ def test_validity_per_temperature_and_prompt(tmp_path):
     samples = tmp_path / "samples"
     samples.mkdir()
     for name, text in [("t0.7_free_000", VALID), ("t0.7_free_001", INVALID), ("t0.7_opening_000", VALID),
-                       ("t1.2_free_000", INVALID), ("mine", VALID)]:
+                       ("t1.2_free_000", INVALID), ("mine", VALID), ("t0.7_free_constrained_000", VALID)]:
         (samples / f"{name}.abc").write_text(text)
     table, summary = sample_quality(samples, tmp_path / "out")
-    settings = {(row["temperature"], row["prompt"]): (row["samples"], row["share_valid_abc2midi"])
+    settings = {(row["temperature"], row["prompt"], row["decoding"]): (row["samples"], row["share_valid_abc2midi"])
                 for row in summary["by_setting"] if isinstance(row["prompt"], str)}
-    assert settings == {(0.7, "free"): (2, 0.5), (0.7, "opening"): (1, 1.0), (1.2, "free"): (1, 0.0)}
-    assert len(summary["by_setting"]) == 4  # and the sample its name places nowhere
+    assert settings == {(0.7, "free", "unconstrained"): (2, 0.5), (0.7, "opening", "unconstrained"): (1, 1.0),
+                        (1.2, "free", "unconstrained"): (1, 0.0), (0.7, "free", "constrained"): (1, 1.0)}
+    assert len(summary["by_setting"]) == 5  # and the sample its name places nowhere
+    # the headline is the model's own samples; constrained decoding's stands beside it
+    assert summary["samples"] == 5 and summary["share_valid_abc2midi"] == 3 / 5
+    assert summary["constrained"] == {"samples": 1, "share_valid_abc2midi": 1.0, "share_valid_music21": 1.0}
+    text = "\n".join(samples_section(table, summary))
+    assert "5 samples of the model's own: valid ABC by abc2midi (rendered, no error) 3 of 5 (60%)" in text
+    assert "By constrained decoding" in text and "| 0.7 | free | constrained | 1 of 1 (100%) |" in text
 
 
 def test_every_sample_is_measured_and_the_first_of_each_setting_shown(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ def best_command(*args):
 def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, sweep_data, tmp_path):
     out = tmp_path / "best"
     done = subprocess.run(best_command("--data", sweep_data, "--from", micro_sweep, "--time-budget", "15s",
-                                       "--set", "best.samples_per_temperature=1", "--out", out),
+                                       "--set", "best.samples_per_temperature=1", "--constrained", "--out", out),
                           cwd=REPO, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -68,8 +68,11 @@ def test_best_run_tests_its_best_checkpoint_and_writes_samples(micro_sweep, swee
 
     best_config = load_config("tiny").best
     samples = metrics["samples"]
-    assert len(samples) == len(best_config.temperatures) * 1 * 2  # --set reaches a sweep's own config
-    assert {sample["prompt"] for sample in samples} == {"free", "opening"}
+    # --set reaches a sweep's own config; --constrained samples as many again by constrained decoding
+    assert len(samples) == len(best_config.temperatures) * 1 * 2 * 2
+    assert {(sample["prompt"], sample["decoding"]) for sample in samples} == {
+        (prompt, decoding) for prompt in ("free", "opening") for decoding in ("unconstrained", "constrained")}
+    assert all(("_constrained_" in sample["name"]) == (sample["decoding"] == "constrained") for sample in samples)
     test_tunes = [vocab.decode(test.tokens[a:b]) for a, b in zip(test.starts[:-1], test.starts[1:])]
     for sample in samples:
         text = (out / "samples" / f"{sample['name']}.abc").read_text()

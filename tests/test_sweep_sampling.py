@@ -1,13 +1,18 @@
-"""Sampling keeps the tune's header in view; prompts from held-out tunes; the `sample` command."""
+"""Sampling keeps the tune's header in view; prompts from held-out tunes; constrained decoding; the `sample`
+command."""
 
 import json
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from models import build_model, save_model
 from preprocessing.abc_tokens import Vocabulary, token_kind, tokenize_abc
+from preprocessing.abc_tools import abc_to_midi
+from sweep.abc_grammar import MAX_CHORD_NOTES, AbcGrammar, note_length
 from sweep.batches import HEADER_CONTEXT
 from sweep.run import main
 from sweep.samples import prompt_parts, sample_tunes, tune_prompts, whole_bars, write_tunes
@@ -72,6 +77,79 @@ def test_a_sample_the_token_budget_cuts_ends_with_its_last_whole_bar():
     vocab = Vocabulary(["<unk>", "<eot>", *sorted({token for text in texts for token in tokenize_abc(text)})])
     kept = [vocab.decode(whole_bars(vocab.encode(text), vocab)) for text in texts]
     assert kept == ["A2 FA|dAFA|", "A2 FA|", "A2 FA dA"]  # a bar line after a tie ends no bar; no bar line: all
+
+
+# chords, ties over a bar line, broken rhythms, a tuplet, lengths of every form, key and metre changes, an end bar
+RICH = ("X:1\nM:4/4\nL:1/8\nQ:1/4=100\nK:G\nV:1\n"
+        "G>A B<c d2 [GBd]2|(3efg f>e d4-|d2 c/2B/2A/ G/ [D2G2] z2|\n"
+        "K:D\nA,2 F,A, ^c'3/2d'/ =c2|[K:A] e4 e2- e2|\nM:3/4\n_B,4 A,2|]\n")
+
+
+def rich_vocab():
+    return Vocabulary(["<unk>", "<eot>", *sorted({t for tune in (REEL, DUET, JIG, RICH) for t in tokenize_abc(tune)})])
+
+
+def renders_cleanly(abc):
+    with tempfile.TemporaryDirectory() as folder:
+        ok, message = abc_to_midi(abc, Path(folder) / "tune.mid")
+    return ok and message == "ok"
+
+
+def test_note_lengths_read_as_abc_reads_them():
+    assert [note_length(t) for t in ["A", "A2", "A/", "A//", "A3/2", "A/4", "^c'3/", "B,,16"]] == [
+        1, 2, 0.5, 0.25, 1.5, 0.25, 1.5, 16]
+
+
+def test_the_grammar_allows_every_token_of_tunes_abc2midi_reads():
+    vocab = rich_vocab()
+    for tune in (REEL, DUET, JIG, RICH):
+        assert renders_cleanly(tune)
+        ids = vocab.encode(tune)
+        grammar = AbcGrammar(vocab.tokens, 1)
+        for i in ids[len(tune_prompts(ids, vocab)[0]):] + [vocab.eot_id]:  # its body (after the voice line), its end
+            assert grammar.allowed()[0, i], (tune[:20], vocab.tokens[i], grammar.rows[0])
+            grammar.advance([i])
+
+
+def test_the_grammar_masks_what_breaks_a_tune():
+    vocab = rich_vocab()
+
+    def allowed_after(text):
+        grammar = AbcGrammar(vocab.tokens, 1)
+        for i in vocab.encode(text):
+            grammar.advance([i])
+        return {vocab.tokens[i] for i in grammar.allowed()[0].nonzero().flatten().tolist()}
+
+    notes = {t for t in vocab.tokens[2:] if token_kind(t) == "note"}
+    assert allowed_after("G2>") == {t for t in notes if note_length(t) == 2}  # a broken rhythm's notes: one length
+    assert not {">", "<"} & allowed_after("G>A")  # one broken rhythm a note
+    assert not {">", "<"} & allowed_after("(3efg")  # none on a tuplet's note
+    assert "(3" not in allowed_after("(3e") and "(3" in allowed_after("(3efg")
+    tied = allowed_after("d4-")
+    assert {"d", "d2", "|", " "} <= tied and not tied & {"e", "[", "z2", "<eot>", ">"}  # a tie: to the same note
+    assert not {"-", ">", "<"} & allowed_after("G2 z2 ")  # after no note
+    chord_ends = {"]", "]2"}
+    assert allowed_after("G2 [") == notes and allowed_after("G2 [GB") == notes | chord_ends
+    assert allowed_after("[" + "G" * MAX_CHORD_NOTES) == chord_ends  # a chord ends; a chord does not nest
+    assert not chord_ends & allowed_after("G2 ")
+    assert not {"\n", "<eot>"} & allowed_after("")  # no empty line (it ends the tune), no end before a note
+    assert "K:D" in allowed_after("G2|\n") and "K:D" not in allowed_after("G2|")  # fields start lines
+    assert allowed_after("G2|\nK:D") == {"\n"}
+    assert "<unk>" not in allowed_after("G2") and "X:1" not in allowed_after("G2|\n")
+
+
+def test_constrained_decoding_makes_an_untrained_models_samples_valid():
+    vocab = rich_vocab()
+    torch.manual_seed(0)
+    model = build_model("gpt", "cpu-tiny", len(vocab.tokens), block_size=64)
+    prompts = [tune_prompts(vocab.encode(tune), vocab)[0] for tune in (REEL, DUET, JIG, RICH)] * 3
+    valid = {}
+    for constrained in (False, True):
+        torch.manual_seed(1)
+        sampled = sample_tunes(model, vocab, prompts, 1.0, None, 120, "cpu", constrained)
+        valid[constrained] = sum(renders_cleanly(vocab.decode(prompt + ids))
+                                 for prompt, (ids, _) in zip(prompts, sampled))
+    assert valid[False] <= 3 and valid[True] == len(prompts), valid
 
 
 @pytest.fixture
