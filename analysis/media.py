@@ -76,13 +76,18 @@ def find_synth():
     return (fluidsynth, soundfont), None
 
 
-def render_audio(midi_path, audio_path, synth, timeout=600):
+def render_audio(midi_path, audio_path, synth, timeout=120):
     """Render a MIDI file to Ogg Vorbis at audio_path: (True, None) or (False, why not)."""
     fluidsynth, soundfont = synth
-    # dynamic sample loading decodes only the instruments the tune plays, not the whole soundfont (seconds)
-    done = run_binary([fluidsynth, "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-g", str(GAIN),
-                       "-r", str(SAMPLE_RATE), "-T", "oga", "-F", str(audio_path), str(soundfont), str(midi_path)],
-                      timeout)
+    with tempfile.TemporaryDirectory(prefix="sound-") as scratch:
+        # symusic writes the notes again, each with its end: abc2midi leaves notes of a broken tie sounding,
+        # and on those FluidSynth renders for minutes
+        notes = Path(scratch) / "notes.mid"
+        symusic.Score(str(midi_path)).dump_midi(str(notes))
+        # dynamic sample loading decodes only the instruments the tune plays, not the whole soundfont (seconds)
+        done = run_binary([fluidsynth, "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-g", str(GAIN),
+                           "-r", str(SAMPLE_RATE), "-T", "oga", "-F", str(audio_path), str(soundfont), str(notes)],
+                          timeout)
     if done is None:
         return False, f"FluidSynth took longer than {timeout} s"
     if done[0] != 0 or not Path(audio_path).is_file():

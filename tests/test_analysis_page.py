@@ -15,7 +15,9 @@ import matplotlib.image  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from analysis.media import HOW_TO_GET_AUDIO, SOUNDFONT_ENV, find_soundfont, sample_media  # noqa: E402
+from analysis.media import (HOW_TO_GET_AUDIO, SOUNDFONT_ENV, find_soundfont, find_synth, render_audio,  # noqa: E402
+                            sample_media)
+from preprocessing.abc_tools import abc_to_midi  # noqa: E402
 from analysis.page import write_page  # noqa: E402
 from analysis.report import samples_section  # noqa: E402
 from analysis.samples import sample_quality, shown_samples  # noqa: E402
@@ -28,6 +30,15 @@ SAMPLES = {
     "t1.2_00.abc": "K:\n|]]]] ((( not a tune\n",  # a sample no reader makes sense of
 }
 BROWSER = "chromium"
+# A demo model's sample of runaway ties: abc2midi's MIDI of it held notes that never end, and FluidSynth rendered
+# it for over five minutes.
+RUNAWAY_TIES = ("X:1\nM:2/2\nL:1/8\nQ:1/4=120\nK:A\nV:1\n"
+    "d-d-g-g-g-g-f-f-f-f-f-e-e-e-e-d-d-d-d-d-g-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-e-d-d-d-f-"
+    "f-f-f-f-f-f-f-f-ed-d-d-d-f-e-B-A-A-A-A-c-A-A-A-d-d-d-d-d-d-d-d-d-d-c-c-c-B-E-A-A-A-A-A-A-A/2-G-G-G-G"
+    "-G-G-G-G-G-G-G-G-G-G-G-G-G-G-G-G-]/2[a-g-g-g-g-g-g-g-g-f-f-e-e-e-d-d-d-e-e-d-d-d-d-d-d-d/2-d-d-d-d-d"
+    "-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d- eg-d(3ea-g-g-g-g-d-d-de-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-d-c-c-"
+    "B-B-B-B-B-F-A-A-A-A-A-A-A-A-A-A-G-A-A-B-A-A-A-A-A-A-A-A-A-A-A-A-A-A-A-A-A-A-B-A-B-A-A-A-A-A-A-A-A-A-"
+    "G-A-A-A-A-A-A-A-A-G\n")
 
 
 def require(program, why):
@@ -132,3 +143,12 @@ def test_a_real_browser_shows_every_figure_and_score_and_can_play_every_sample(p
     chromium(f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri())
     image = matplotlib.image.imread(shot)
     assert image.shape[:2] == (2400, 1280) and image[..., :3].std() > 0.05, "blank screenshot"
+
+
+def test_a_sample_whose_ties_never_end_is_heard_in_seconds(tmp_path):
+    require("fluidsynth", "the sound of each sample")
+    synth, missing = find_synth()
+    assert synth, missing
+    assert abc_to_midi(RUNAWAY_TIES, tmp_path / "ties.mid")[0]
+    assert render_audio(tmp_path / "ties.mid", tmp_path / "ties.ogg", synth, timeout=60) == (True, None)
+    assert (tmp_path / "ties.ogg").stat().st_size > 1000
