@@ -1,6 +1,7 @@
 """Analyse a sweep: python analysis/run.py results/NAME [--data DIR] [--samples DIR] [--include-truncated]
 
-Writes results/NAME/analysis/{report.md, report.html, fits.json, trials.csv, curves.parquet, *.png, samples/}.
+Writes results/NAME/analysis/{report.md, report.html, fits.json, trials.csv, curves.parquet, *.png, samples.json,
+samples.csv, samples/}.
 """
 
 import argparse
