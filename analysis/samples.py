@@ -6,7 +6,6 @@ quarter notes, so the two sides of each distance are measured the same way.
 """
 
 import collections
-import json
 import re
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from scipy.spatial.distance import jensenshannon  # noqa: E402
 from preprocessing import storage  # noqa: E402
 from preprocessing.abc_tokens import Vocabulary, tokenize_with_kinds  # noqa: E402
 from preprocessing.abc_tools import abc_to_midi, render_tunes  # noqa: E402
+from preprocessing.shards import load_meta  # noqa: E402
 
 REFERENCE_TUNES = 200  # test tunes rendered for the reference distributions
 SHOWN_PER_SETTING = 5  # samples of each temperature and prompt given a piano roll, a score and sound; all are measured
@@ -121,11 +121,7 @@ def distributions(midi_paths):
 
 def reference_tunes(data_dir, limit=REFERENCE_TUNES):
     """The first `limit` test tunes, decoded from tokens/test.bin with meta.json's vocabulary."""
-    try:
-        meta = json.loads(storage.read_text(storage.join(data_dir, "meta.json")))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{data_dir}/meta.json not found: is it a prepared data folder?") from None
-    vocab = Vocabulary.from_meta(meta)
+    vocab = Vocabulary.from_meta(load_meta(data_dir))
     ids = np.frombuffer(storage.read_bytes(storage.join(data_dir, "tokens", "test.bin")), dtype=np.uint16)
     ends = np.flatnonzero(ids == vocab.eot_id)[:limit]
     starts = np.concatenate([[0], ends[:-1] + 1])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from preprocessing import storage
 from preprocessing.storage import atomic_path, write_text
 
 SPLITS = ("train", "val", "test")
@@ -26,11 +27,12 @@ class DataError(ValueError):
 
 
 def load_meta(data_dir):
-    path = Path(data_dir) / "meta.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {data_dir} a prepared data folder?")
+    """meta.json of a prepared data folder, local or on object storage."""
+    path = storage.join(data_dir, "meta.json")
     try:
-        return json.loads(path.read_text())
+        return json.loads(storage.read_bytes(path))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: is {data_dir} a prepared data folder?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path} is not valid JSON ({error}): {REPREPARE}") from None
 

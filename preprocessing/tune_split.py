@@ -1,6 +1,8 @@
 """Train/val/test assignment per group of near-twins (near_twins.py), decided by the group's hash alone: its
 first tune's md5. So a group, and every tune, has one split, whatever the input order."""
 
+import collections
+
 from preprocessing.shards import SPLITS
 
 # Raised whenever tunes can land in other splits (2: by groups of near-twins, not tune by tune).
@@ -27,9 +29,7 @@ def group_splits(groups, fractions):
     """{group: split} for groups named by their first tune's md5; a split that would be empty (tiny corpora)
     gets the train group of the highest hash position."""
     splits = {group: split_of(group, fractions) for group in groups}
-    counts = {split: 0 for split in SPLITS}
-    for split in splits.values():
-        counts[split] += 1
+    counts = collections.Counter(splits.values())
     train = sorted((g for g, split in splits.items() if split == "train"), key=hash_position, reverse=True)
     return {**splits, **rescue_empty_splits(counts, train, fractions)}
 

@@ -4,10 +4,9 @@ Read from the installed packages' metadata (no torch or Ray import) and from mid
 corpus: CONVERTER names the two that must match for prepared data to be reused."""
 
 import functools
-import subprocess
 from importlib import metadata
 
-from preprocessing.abc_tools import midi2abc_path
+from preprocessing.abc_tools import midi2abc_path, run_binary
 
 PACKAGES = ("music-scaling", "symusic", "torch", "ray")
 CONVERTER = ("midi2abc", "symusic")
@@ -23,8 +22,9 @@ def package_version(name):
 @functools.cache
 def midi2abc_version():
     """'3.64' from `midi2abc -ver` ('3.64 June 14 2025 midi2abc')."""
-    done = subprocess.run([str(midi2abc_path()), "-ver"], capture_output=True, text=True, timeout=30, env={})
-    return done.stdout.split()[0] if done.returncode == 0 and done.stdout.strip() else "unknown"
+    done = run_binary([str(midi2abc_path()), "-ver"], timeout=30)
+    output = done[1].decode("latin-1").split() if done and done[0] == 0 else []
+    return output[0] if output else "unknown"
 
 
 def versions():

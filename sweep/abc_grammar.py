@@ -49,9 +49,10 @@ class Row:
 
 
 class AbcGrammar:
-    """The next tokens allowed for each of `rows` samples (allowed()), and their states as tokens come (advance())."""
+    """The next tokens allowed for each sample (allowed()), and their states as tokens come (advance())."""
 
-    def __init__(self, tokens, rows, device="cpu"):
+    def __init__(self, tokens, prompts, device="cpu"):
+        """tokens: the vocabulary; prompts: each sample's ids so far after its header (read before sampling)."""
         self.tokens = tokens
         self.kinds = [token if token in (UNK, EOT) else token_kind(token) for token in tokens]
         self.notes = {i: (note_length(token), token_meaning(token)[1:3])
@@ -65,13 +66,17 @@ class AbcGrammar:
         self.over_tie = mask(lambda i: self.kinds[i] in ("bar", "space") or tokens[i] == "\n")
         self.line_start_only = mask(lambda i: self.kinds[i] == "field")
         self.newline = mask(lambda i: tokens[i] == "\n")
-        self.anywhere = mask(lambda i: tokens[i] != UNK and not tokens[i].startswith("X:") and not self.chord_end[i])
+        self.anywhere = mask(lambda i: tokens[i] != UNK and not tokens[i].startswith("X:")
+                             and self.kinds[i] != "chord_end")
         self.with_length = {}
         self.with_pitch = {}
         for i, (length, pitch) in self.notes.items():
             self.with_length.setdefault(length, torch.zeros_like(self.note))[i] = True
             self.with_pitch.setdefault(pitch, torch.zeros_like(self.note))[i] = True
-        self.rows = [Row() for _ in range(rows)]
+        self.rows = [Row() for _ in prompts]
+        for row, ids in zip(self.rows, prompts):
+            for i in ids:
+                self.take(row, i)
 
     def allowed(self):
         """(rows, vocabulary) bool: the tokens each sample may take next."""

@@ -10,7 +10,6 @@ the model was trained on: its meta.json's vocabulary, whose sha256 the checkpoin
 """
 
 import argparse
-import json
 import pickle
 import sys
 from pathlib import Path
@@ -18,8 +17,8 @@ from pathlib import Path
 import torch
 
 from models import load_model
-from preprocessing import storage
 from preprocessing.abc_tokens import Vocabulary
+from preprocessing.shards import load_meta
 from sweep.config import ConfigError
 from sweep.samples import sample_tunes, write_tunes
 from sweep.trainer import pick_device
@@ -80,10 +79,8 @@ def prepare(args):
     check_numbers(args)
     prompt = read_prompt(args)
     try:  # meta.json alone: the vocabulary, not the shards
-        meta = json.loads(storage.read_text(storage.join(args.data, "meta.json")))
+        meta = load_meta(args.data)
         vocab = Vocabulary.from_meta(meta)
-    except FileNotFoundError:
-        raise ConfigError("--data", f"{args.data}/meta.json not found: is it a prepared data folder?") from None
     except (OSError, ValueError, KeyError) as error:
         raise ConfigError("--data", str(error)) from None
     return load_checkpoint(args.checkpoint, meta), vocab, prompt

@@ -50,9 +50,7 @@ def sample_tunes(model, vocab, prompts, temperature, top_k, max_new_tokens, devi
     for length, indices in batches.items():
         pinned = torch.tensor(np.stack([parts[i][0] for i in indices]), device=device)
         bodies = torch.tensor([parts[i][1] for i in indices], dtype=torch.long, device=device)
-        grammar = AbcGrammar(vocab.tokens, len(indices), device) if constrained else None
-        for column in bodies.T.tolist() if constrained else []:  # the grammar reads the prompts' bodies first
-            grammar.advance(column)
+        grammar = AbcGrammar(vocab.tokens, [parts[i][1] for i in indices], device) if constrained else None
         rows = model.generate(bodies, max_new_tokens, temperature=temperature, top_k=top_k or None, pinned=pinned,
                               stop_id=vocab.eot_id, grammar=grammar)[:, length:].tolist()
         for i, ids in zip(indices, rows):

@@ -105,7 +105,7 @@ def test_the_grammar_allows_every_token_of_tunes_abc2midi_reads():
     for tune in (REEL, DUET, JIG, RICH):
         assert renders_cleanly(tune)
         ids = vocab.encode(tune)
-        grammar = AbcGrammar(vocab.tokens, 1)
+        grammar = AbcGrammar(vocab.tokens, [[]])
         for i in ids[len(tune_prompts(ids, vocab)[0]):] + [vocab.eot_id]:  # its body (after the voice line), its end
             assert grammar.allowed()[0, i], (tune[:20], vocab.tokens[i], grammar.rows[0])
             grammar.advance([i])
@@ -115,9 +115,7 @@ def test_the_grammar_masks_what_breaks_a_tune():
     vocab = rich_vocab()
 
     def allowed_after(text):
-        grammar = AbcGrammar(vocab.tokens, 1)
-        for i in vocab.encode(text):
-            grammar.advance([i])
+        grammar = AbcGrammar(vocab.tokens, [vocab.encode(text)])
         return {vocab.tokens[i] for i in grammar.allowed()[0].nonzero().flatten().tolist()}
 
     notes = {t for t in vocab.tokens[2:] if token_kind(t) == "note"}
