@@ -25,6 +25,8 @@ class TrainStep:
         """compile=True applies torch.compile to the families that gain from it (model.compilable);
         autocast_dtype (e.g. torch.bfloat16) runs the forward passes under autocast, None in fp32."""
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            torch.set_flush_denormal(True)  # an LSTM's saturated gates give denormal floats: CPU steps ran ~6x slower
         self.model = model.to(self.device)
         self.optimizer = model.configure_optimizer(learning_rate, betas, weight_decay, self.device.type)
         self.grad_clip = grad_clip

@@ -24,7 +24,9 @@ BIN_DIR = Path(symusic.__file__).resolve().parent / "bin"
 # notes are tied across them; four bars per line without continuations (-bpl 4 -bps 4) avoids a
 # "\" + newline token every bar; lyrics (-noly) are dropped by the cleaner anyway. -splitvoices is
 # left out: it turns every non-homophonic chord into extra voices, so longer tunes with more V: sections.
-MIDI2ABC_FLAGS = ("-gk", "-ga", "-bpl", "4", "-bps", "4", "-noly")
+# No broken rhythms (-nb): "G>A" is written "G3/2A/2", the same notes in fewer tokens, and no rule that the
+# note after a ">" repeat the length of the one before (broken in most invalid samples of the demo's model).
+MIDI2ABC_FLAGS = ("-gk", "-ga", "-nb", "-bpl", "4", "-bps", "4", "-noly")
 
 TUNE_START = re.compile(r"^X:", re.MULTILINE)
 

@@ -12,7 +12,7 @@ from sweep.config import ConfigError, load_config
 from sweep.run import claim_new_sweep, connect_ray, exit_code, fail, fit, new_sweep
 
 DEMO_DATA = Path("data/music21")
-DEMO_BEST_BUDGET = "120s"  # on 2 CPUs, most of two epochs of the bundled corpus for the largest CPU size
+DEMO_BEST_BUDGET = "300s"  # on 2 CPUs, about two epochs of the bundled corpus for the largest CPU size
 
 
 def prepare_demo_data():

@@ -83,7 +83,8 @@ def trial_name(trial):
 
 
 def tune_config(config):
-    return tune.TuneConfig(max_concurrent_trials=config.max_concurrent_trials or None,
+    """A finished trial's actor runs the next trial of the same resources: a new one costs ~2.5 s of start-up."""
+    return tune.TuneConfig(max_concurrent_trials=config.max_concurrent_trials or None, reuse_actors=True,
                            trial_name_creator=trial_name, trial_dirname_creator=trial_name)
 
 

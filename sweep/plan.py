@@ -16,7 +16,7 @@ from sweep.config import trial_points
 # Assumed model FLOPs utilisation in bf16: nanoGPT-style GPTs reach ~40% on A100/H100; cuDNN LSTMs far less.
 ASSUMED_MFU = {"gpt": 0.40, "lstm": 0.20}
 GPUS = ("A100", "H100")
-TRIAL_OVERHEAD_S = 3.0  # a CPU trial's start, data load and checkpoints beyond its steps (measured on the demo)
+TRIAL_OVERHEAD_S = 1.0  # a CPU trial's data load, model build and checkpoints beyond its steps, in a reused actor (demo)
 MEASURED_STEPS = 3
 PRINT_EACH_UP_TO = 40  # larger plans are printed per model
 
