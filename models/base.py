@@ -68,16 +68,20 @@ class LanguageModel(nn.Module):
         return torch.optim.AdamW(groups, lr=learning_rate, betas=tuple(betas), fused=device_type == "cuda")
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, pinned=None, stop_id=None,
-                 grammar=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, pinned=None, start=None,
+                 stop_id=None, grammar=None):
         """Extend idx (B, T) by max_new_tokens sampled tokens, or fewer once every row has sampled stop_id. The
         context is idx's last block_size tokens, or with pinned (B, P) (a tune's header) pinned and idx's last
-        block_size - P. grammar (sweep.abc_grammar.AbcGrammar, at idx's end) masks the tokens it does not allow."""
+        block_size - P; with start (B, S) too, start and all of idx while they fit (a tune's opening lines).
+        grammar (sweep.abc_grammar.AbcGrammar, at idx's end) masks the tokens it does not allow."""
         stopped = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
         keep = self.config.block_size - (0 if pinned is None else pinned.size(1))
         with eval_mode(self):
             for _ in range(max_new_tokens):
-                context = idx[:, -keep:] if pinned is None else torch.cat((pinned, idx[:, -keep:]), dim=1)
+                if start is not None and start.size(1) + idx.size(1) <= self.config.block_size:
+                    context = torch.cat((start, idx), dim=1)
+                else:
+                    context = idx[:, -keep:] if pinned is None else torch.cat((pinned, idx[:, -keep:]), dim=1)
                 logits = self(context)[0][:, -1, :]
                 if grammar is not None:
                     logits = logits.masked_fill(~grammar.allowed(), float("-inf"))

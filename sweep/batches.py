@@ -1,13 +1,16 @@
 """Epochs of shuffled windows of a token shard, each with its tune's header in context, addressable by step for
 exact resumes.
 
-A window of block_size positions gives its first HEADER_CONTEXT to the header of the tune it starts in (X:, M:,
-L:, Q:, K: and the V: line of its voice: what says how long a note is and which key it is read in) and the rest
-to the stream. Window i predicts the W = block_size - HEADER_CONTEXT + 1 tokens tokens[i*W : i*W + W] (the first
-from the header alone, the others from the tokens before them too), so across an epoch's windows every training
-token is predicted exactly once (the last < W tokens that do not fill a window are left out). The header's
-positions have no targets (-1). A window that starts inside a header is given only the part before its start, so
-its context is the stream as it was; a short header is preceded by end-of-tune tokens, as a tune is in the stream.
+A window of block_size positions gives its first HEADER_CONTEXT to the header of the tune its stream part starts
+in (X:, M:, L:, Q:, K: and the V: line of its voice: what says how long a note is and which key it is read in) and
+the rest to the stream, from the token before its first target on. Window i predicts the W = block_size -
+HEADER_CONTEXT tokens tokens[i*W : i*W + W], each from the header and the stream before it, so across an epoch's
+windows every training token is predicted exactly once (the last < W tokens that do not fill a window are left
+out). No token is predicted from the header alone: a header followed straight by a token to predict is how a tune
+starts, and windows that begin mid-tune taught the models to start tunes with bar lines, ties and end-of-tune
+tokens. The header's positions have no targets (-1). A window that starts inside a header is given only the part
+before its start, so its context is the stream as it was; a short header is preceded by end-of-tune tokens, as a
+tune is in the stream, and so is the shard's first token.
 
 An epoch takes its windows from the whole shard: the first max_tokens // W (the CPU demo's cap), times a data
 fraction f, of the windows in one fixed random order, the same for every seed, so the subsets of a data-scaling
@@ -30,9 +33,9 @@ BODY, HEADER, VOICE, END = range(4)
 
 
 def window_targets(block_size):
-    """Tokens one window predicts: its positions but the header's, plus one (the header's last position
-    predicts the window's first token)."""
-    return block_size - HEADER_CONTEXT + 1
+    """Tokens one window predicts: its positions but the header's (the first after the header holds the token
+    before the first target)."""
+    return block_size - HEADER_CONTEXT
 
 
 def positions_per_target(block_size):
@@ -135,11 +138,18 @@ def epoch_windows(tokens, block_size, data_fraction=1.0, max_tokens=0):
 
 def windows_at(headers, starts, length):
     """Inputs and targets of the windows that predict tokens[s : s + length] for each s in starts."""
-    rows = np.stack([np.concatenate([headers.context(s), headers.tokens[s:s + length]]) for s in starts])
-    rows = torch.from_numpy(rows.astype(np.int64))
+    rows = torch.from_numpy(np.stack([window_row(headers, s, length) for s in starts]).astype(np.int64))
     targets = rows[:, 1:].clone()
-    targets[:, :HEADER_CONTEXT - 1] = -1
+    targets[:, :HEADER_CONTEXT] = -1
     return rows[:, :-1], targets
+
+
+def window_row(headers, start, length):
+    """The context of the token before start, that token and the length tokens from start on; before the shard's
+    first token stands an end of tune."""
+    if start == 0:
+        return np.concatenate([headers.context(0), [headers.eot_id], headers.tokens[:length]])
+    return np.concatenate([headers.context(start - 1), headers.tokens[start - 1:start + length]])
 
 
 def evaluation_batches(headers, block_size, batch_size):

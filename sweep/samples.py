@@ -1,8 +1,9 @@
 """Tunes sampled from a trained model, written as ABC and, where abc2midi renders them, MIDI.
 
 A sample continues a prompt: a header (X: to K: and a V: line) for a free sample, or a held-out tune's opening
-bars. The model reads it as it read its training windows (sweep/batches.py): the prompt's header as the
-window's HEADER_CONTEXT, then the tune's body, its latest tokens once it outgrows the rest of the context.
+bars. The model reads it as it read its training windows (sweep/batches.py): first as a window whose stream
+starts where the tune does (end-of-tune tokens, the header, the body), then, once the tune outgrows that, the
+header as the window's HEADER_CONTEXT and the tune's latest tokens.
 """
 
 import collections
@@ -20,18 +21,18 @@ OPENING_BARS = 4  # bars of a test tune the best-model run gives as a prompt
 
 
 def prompt_parts(ids, vocab):
-    """(the HEADER_CONTEXT ids a window starting after the prompt's header and voice line is given, the ids
-    after them) of a prompt's ids."""
+    """Of a prompt's ids: (the HEADER_CONTEXT ids a window starting after its header and voice line is given, the
+    ids a window starting at the tune's start holds before its body: end-of-tune tokens and the header, the body)."""
     headers = TuneHeaders(np.array(ids), vocab.tokens)
     body = min(int(headers.header_ends[0]), len(ids))
     if body < len(ids) and vocab.tokens[ids[body]].startswith("V:"):
         body = min(body + 2, len(ids))  # the voice line and its newline
-    return headers.context(body), ids[body:]
+    return headers.context(body), np.concatenate([headers.context(0), ids[:body]]).astype(np.int64), ids[body:]
 
 
 def tune_prompts(ids, vocab, bars=OPENING_BARS):
     """(its header with its voice line, that and its body up to its bars-th bar line) of a tune's ids."""
-    body = prompt_parts(ids, vocab)[1]
+    body = prompt_parts(ids, vocab)[2]
     header = ids[:len(ids) - len(body)]
     bar_ends = [i + 1 for i, token in enumerate(body) if token_kind(vocab.tokens[token]) == "bar"]
     return header, header + body[:bar_ends[bars - 1] if len(bar_ends) >= bars else len(body)]
@@ -44,15 +45,15 @@ def sample_tunes(model, vocab, prompts, temperature, top_k, max_new_tokens, devi
     the ABC are masked (sweep/abc_grammar.py)."""
     parts = [prompt_parts(ids, vocab) for ids in prompts]
     batches = collections.defaultdict(list)
-    for index, (_, body) in enumerate(parts):
-        batches[len(body)].append(index)
+    for index, (_, opening, body) in enumerate(parts):
+        batches[len(opening), len(body)].append(index)
     sampled = [None] * len(prompts)
-    for length, indices in batches.items():
-        pinned = torch.tensor(np.stack([parts[i][0] for i in indices]), device=device)
-        bodies = torch.tensor([parts[i][1] for i in indices], dtype=torch.long, device=device)
-        grammar = AbcGrammar(vocab.tokens, [parts[i][1] for i in indices], device) if constrained else None
+    for (_, length), indices in batches.items():
+        pinned, opening = (torch.tensor(np.stack([parts[i][part] for i in indices]), device=device) for part in (0, 1))
+        bodies = torch.tensor([parts[i][2] for i in indices], dtype=torch.long, device=device)
+        grammar = AbcGrammar(vocab.tokens, [parts[i][2] for i in indices], device) if constrained else None
         rows = model.generate(bodies, max_new_tokens, temperature=temperature, top_k=top_k or None, pinned=pinned,
-                              stop_id=vocab.eot_id, grammar=grammar)[:, length:].tolist()
+                              start=opening, stop_id=vocab.eot_id, grammar=grammar)[:, length:].tolist()
         for i, ids in zip(indices, rows):
             ended = vocab.eot_id in ids
             sampled[i] = (ids[:ids.index(vocab.eot_id)] if ended else whole_bars(ids, vocab), ended)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import symusic
 
 from conftest import REPO
 from preprocessing import abc_tools, near_twins, parallel, pipeline
@@ -289,6 +290,26 @@ def test_sung_words_leave_the_music_as_it_is(tmp_path):
     records = convert_batch({"bytes": data, "path": [str(p) for p in paths]}, MIDI2ABC_FLAGS, 10.0, Limits())
     assert records["status"] == ["ok", "ok"] and records["abc"][0] == records["abc"][1]
     assert records["notes"][0] > 150
+
+
+def test_dotted_rhythms_convert_to_explicit_lengths_and_the_same_notes(tmp_path):
+    """A broken rhythm ("G>A") is a rule the models break (the next note must repeat the length before it):
+    the pipeline's midi2abc writes explicit lengths instead, and they play the notes of the input."""
+    dotted = "X:1\nM:6/8\nL:1/8\nK:G\nG>AB c<dB|A>GF G3|d>cB A<GF|G6|]\n"
+    midi, again = tmp_path / "dotted.mid", tmp_path / "again.mid"
+    assert abc_tools.render_tunes([dotted], [midi]) == [True]
+    assert "<" in clean_abc(midi_to_abc(midi, flags=tuple(f for f in MIDI2ABC_FLAGS if f != "-nb"))[0])[0].abc
+    tune, _ = clean_abc(midi_to_abc(midi)[0])
+    assert not {"broken"} & {kind for _, kind in tokenize_with_kinds(tune.abc)} and "3/2" in tune.abc
+    assert abc_tools.render_tunes([tune.abc], [again]) == [True]
+    assert notes_of(again) == notes_of(midi)
+
+
+def notes_of(midi_path):
+    """(onset, pitch, duration) of every note, in quarter notes."""
+    score = symusic.Score(str(midi_path))
+    return sorted((n.time / score.ticks_per_quarter, n.pitch, n.duration / score.ticks_per_quarter)
+                  for track in score.tracks for n in track.notes)
 
 
 def test_only_the_type_of_a_text_event_changes_and_a_corrupt_track_stays_as_it_is():

@@ -120,12 +120,12 @@ def test_grid_expansion_and_plan_figures():
     plan = make_plan(config, meta)
     assert len(plan) == len(points)
     row = plan[(plan["arch"] == "gpt") & (plan["data_fraction"] == 0.25)].iloc[0]
-    # the tiny preset caps the epoch at 12,000 tokens: a quarter of its 571 windows of 32 positions, 21 of them
-    # predicted (the first 11 hold the tune's header)
+    # the tiny preset caps the epoch at 12,000 tokens: a quarter of its 600 windows of 32 positions, 20 of them
+    # predicted (the first 12 hold the tune's header)
     stream = TuneHeaders(np.zeros(100_000, dtype=np.uint16), ["<unk>", "<eot>"])
     windows = EpochWindows(stream, 32, 8, seed=1, data_fraction=0.25, max_tokens=12_000)
-    assert row["tokens"] == epoch_tokens(config.train, 100_000, 0.25) == windows.tokens_per_epoch == 142 * 21
-    per_token = build_model("gpt", row["size"], 300, block_size=32).flops_per_token() * 32 / 21
+    assert row["tokens"] == epoch_tokens(config.train, 100_000, 0.25) == windows.tokens_per_epoch == 150 * 20
+    per_token = build_model("gpt", row["size"], 300, block_size=32).flops_per_token() * 32 / 20
     expected = per_token * row["tokens"] + (config.train.val_points + 1) * 5_000 * per_token / 3
     assert row["flops"] == pytest.approx(expected)
     assert row["H100_hours"] == pytest.approx(expected / (peak_flops("H100") * ASSUMED_MFU["gpt"]) / 3600)

@@ -56,6 +56,8 @@ def test_micro_sweep_trials_report_every_metric_and_one_exact_epoch(micro_sweep,
         assert sum("val_loss" in line for line in lines) == config.train.val_points + 1
     sweep_file = json.loads((micro_sweep / "sweep.json").read_text())
     assert sweep_file["config"] == config.to_dict()
+    processes = {reports(trial_dir)[-1]["pid"] for trial_dir in dirs}
+    assert len(processes) < len(dirs), "a finished trial's actor trains the next trial"
 
 
 @pytest.mark.parametrize("override, field", [

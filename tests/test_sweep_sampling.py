@@ -36,6 +36,13 @@ def test_generate_keeps_the_pinned_header_in_front_of_the_latest_tokens():
     assert torch.equal(model.generate(empty, 3, temperature=0, pinned=pinned),
                        model.generate(pinned, 3, temperature=0)[:, HEADER_CONTEXT:])
     assert torch.equal(model.generate(prompt, 20, temperature=0, stop_id=int(plain[0, 5])), plain[:, :6])
+    start = torch.randint(40, (1, 16))  # a tune's opening: read whole while it fits, then the header pinned
+    begun = model.generate(prompt, 20, temperature=0, pinned=pinned, start=start)
+    with torch.no_grad():
+        for t in range(5, 25):
+            context = (torch.cat((start, begun[:, :t]), dim=1) if 16 + t <= 24
+                       else torch.cat((pinned, begun[:, max(0, t - (24 - HEADER_CONTEXT)):t]), dim=1))
+            assert model(context)[0][0, -1].argmax() == begun[0, t]
 
 
 def test_prompts_are_a_tunes_header_and_its_opening_bars_read_as_a_window_reads_them():
@@ -49,8 +56,9 @@ def test_prompts_are_a_tunes_header_and_its_opening_bars_read_as_a_window_reads_
     for prompt, context, rest in [(header + "G2 B2 d2|", header, "G2 B2 d2|"), (header, header, ""),
                                   ("X:1\nM:3/4\nL:1/8\nK:G\n", "<eot>" * 4 + "X:1\nM:3/4\nL:1/8\nK:G\n", ""),
                                   ("G2 B2|", "<eot>" * HEADER_CONTEXT, "G2 B2|")]:
-        pinned, body = prompt_parts(vocab.encode(prompt), vocab)
+        pinned, opening, body = prompt_parts(vocab.encode(prompt), vocab)
         assert (text(pinned), text(body)) == (context, rest)
+        assert text(opening) == "<eot>" * HEADER_CONTEXT + prompt.removesuffix(rest)  # as a tune starts in a window
 
 
 def tiny_model(vocab):

@@ -51,6 +51,12 @@ def test_every_window_has_its_tunes_header_and_an_epoch_predicts_every_token_onc
     assert all(sees_its_key(x, y, vocab) for x, y in rows)
     predicted = sorted(tuple(y[y >= 0].tolist()) for _, y in rows)
     assert predicted == sorted(tuple(tokens[s:s + width].tolist()) for s in range(0, windows.tokens_per_epoch, width))
+    # no token is predicted from the header alone (that is how a tune starts): the stream's token before it is there
+    stream = np.concatenate([[vocab.index(EOT)], tokens])
+    assert all((y[:HEADER_CONTEXT] == -1).all() and (y[HEADER_CONTEXT:] >= 0).all() for _, y in rows)
+    starts = windows.order_of(0) * width
+    assert [int(x[HEADER_CONTEXT]) for x, _ in rows] == [stream[s] for s in starts]
+    assert [y[HEADER_CONTEXT:].tolist() for _, y in rows] == [tokens[s:s + width].tolist() for s in starts]
     # without the header context (plain windows of the stream) most windows start mid-tune, blind to the key
     stream = torch.from_numpy(tokens.astype(np.int64))
     plain = [(stream[s:s + 32], stream[s + 1:s + 33]) for s in range(0, len(tokens) - 33, 32)]
