@@ -18,13 +18,14 @@ import music21  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pretty_midi  # noqa: E402
+import pyarrow.compute  # noqa: E402
+import pyarrow.dataset  # noqa: E402
 import symusic  # noqa: E402
 from scipy.spatial.distance import jensenshannon  # noqa: E402
 
 from preprocessing import storage  # noqa: E402
-from preprocessing.abc_tokens import Vocabulary, tokenize_with_kinds  # noqa: E402
+from preprocessing.abc_tokens import tokenize_with_kinds  # noqa: E402
 from preprocessing.abc_tools import abc_to_midi, render_tunes  # noqa: E402
-from preprocessing.shards import load_meta  # noqa: E402
 
 REFERENCE_TUNES = 200  # test tunes rendered for the reference distributions
 SHOWN_PER_SETTING = 5  # samples of each temperature and prompt given a piano roll, a score and sound; all are measured
@@ -120,12 +121,12 @@ def distributions(midi_paths):
 
 
 def reference_tunes(data_dir, limit=REFERENCE_TUNES):
-    """The first `limit` test tunes, decoded from tokens/test.bin with meta.json's vocabulary."""
-    vocab = Vocabulary.from_meta(load_meta(data_dir))
-    ids = np.frombuffer(storage.read_bytes(storage.join(data_dir, "tokens", "test.bin")), dtype=np.uint16)
-    ends = np.flatnonzero(ids == vocab.eot_id)[:limit]
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    return [vocab.decode(ids[start:end]) for start, end in zip(starts, ends)]
+    """The first `limit` test tunes as the data folder's abc/ table holds them: the cleaned ABC, whole (tokens
+    decoded would hold <unk> where a tune has a token too rare for the vocabulary, a tempo or key line in most
+    of a small corpus's tunes, and abc2midi reads no tune without its K: line)."""
+    filesystem, path = storage.resolve(storage.join(data_dir, "abc"))
+    tunes = pyarrow.dataset.dataset(path, filesystem=filesystem, format="parquet")
+    return tunes.head(limit, columns=["abc"], filter=pyarrow.compute.field("split") == "test").column("abc").to_pylist()
 
 
 def reference_statistics(data_dir, scratch):

@@ -19,13 +19,14 @@ from preprocessing.shards import read_split
 
 
 def write_samples(results, data):
-    """best/samples as the sweep's best-model run leaves them: one real test tune's opening and one broken text."""
+    """best/samples as the sweep's best-model run leaves them: one real tune's opening and one broken text."""
     samples = results / "best" / "samples"
     samples.mkdir(parents=True, exist_ok=True)
     meta = json.loads((data / "meta.json").read_text())
     vocab = Vocabulary.from_meta(meta)
-    ids = read_split(data, "test")
-    tune_ = vocab.decode(ids[: int(np.flatnonzero(ids == vocab.eot_id)[0])])
+    ids = read_split(data, "train")  # the few test tunes of the tiny corpus all hold a token rare enough for <unk>
+    tunes = np.split(ids, np.flatnonzero(ids == vocab.eot_id) + 1)[:-1]
+    tune_ = vocab.decode(next(tune for tune in tunes if vocab.unk_id not in tune)[:-1])
     (samples / "t0.9_00.abc").write_text("\n".join(tune_.splitlines()[:16]) + "\n")
     (samples / "t0.9_01.abc").write_text("K:\n|]]]] ((( not a tune\n")
     return samples
