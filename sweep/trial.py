@@ -5,6 +5,7 @@ the same seeded window order, so across restarts every training window is seen e
 `time_total_s` stopper is only a backstop, set a little later than the trial's own budget.
 """
 
+import logging
 import tempfile
 
 import torch
@@ -76,4 +77,6 @@ class TuneTrial(Trainer):
 def train_trial(config):
     """Tune's function trainable."""
     torch.set_num_threads(trial_threads())
+    # Ray logs a line per checkpoint at INFO: in the demo, 9,000 of its 9,300 lines of output.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     TuneTrial(config).run()
