@@ -22,16 +22,9 @@ from preprocessing.abc_tokens import Vocabulary  # noqa: E402
 from preprocessing.shards import load_meta, read_split  # noqa: E402
 from sweep.batches import TuneHeaders  # noqa: E402
 from sweep.config import load_config  # noqa: E402
-from sweep.samples import tune_prompts, write_samples  # noqa: E402
+from sweep.samples import prompt_tunes, write_samples  # noqa: E402
 
 ERROR = re.compile(r"Error in line-char [\d-]+ : ")
-
-
-def test_tunes(data, vocab, count):
-    """The ids of the first count test tunes whose prompts hold no <unk>."""
-    test = TuneHeaders(read_split(data, "test"), vocab.tokens)
-    tunes = (test.tokens[a:b - 1].tolist() for a, b in zip(test.starts[:-1], test.starts[1:]))
-    return [ids for ids in tunes if vocab.unk_id not in tune_prompts(ids, vocab)[1]][:count]
 
 
 def main():
@@ -46,9 +39,10 @@ def main():
     vocab = Vocabulary.from_meta(meta)
     model = load_model(args.checkpoint, meta["vocab_sha256"])
     best = dataclasses.replace(load_config(args.preset, []).best, samples_per_temperature=args.n)
+    prompts = prompt_tunes(TuneHeaders(read_split(args.data, "test"), vocab.tokens), vocab, args.n)
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory() as folder:
-        records = write_samples(model, vocab, Path(folder), best, "cpu", test_tunes(args.data, vocab, args.n))
+        records = write_samples(model, vocab, Path(folder), best, "cpu", prompts)
     valid, total, errors = collections.Counter(), collections.Counter(), collections.Counter()
     for record in records:
         setting = (record["temperature"], record["prompt"])

@@ -11,7 +11,6 @@ It runs in this process, on the GPU when there is one: start it on a GPU node of
 
 import argparse
 import dataclasses
-import itertools
 import json
 import math
 import re
@@ -30,7 +29,7 @@ from sweep.config import ConfigError, TrialPoint, apply_overrides, load_config, 
 from sweep.data import local_data_dir
 from sweep.losses import loss_metrics
 from sweep.results import load_results, read_sweep_file
-from sweep.samples import tune_prompts, write_samples
+from sweep.samples import prompt_tunes, write_samples
 from sweep.trainer import Trainer
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -140,21 +139,13 @@ class BestRun(Trainer):
             "steps": self.step, "tokens_seen": self.tokens_seen, "epochs": self.tokens_seen / self.windows.tokens_per_epoch,
             "truncated_by_budget": truncated, "train_s": train_s, "time_budget_s": self.budget_s,
         }
-        metrics["samples"] = write_samples(self.model, Vocabulary.from_meta(self.meta), self.out / "samples",
-                                           self.best, self.device, self.test_tunes(self.best.samples_per_temperature),
+        vocab = Vocabulary.from_meta(self.meta)
+        prompts = prompt_tunes(self.test, vocab, self.best.samples_per_temperature)
+        metrics["samples"] = write_samples(self.model, vocab, self.out / "samples", self.best, self.device, prompts,
                                            self.constrained)
         metrics["wall_s"] = self.wall_s()
         storage.write_text(self.out / "metrics.json", json.dumps(metrics, indent=1))
         return metrics
-
-    def test_tunes(self, count):
-        """The ids of the first count tunes (or chunks) of the held-out test split whose opening holds no <unk>
-        (of the first count tunes where none is so): their headers and openings are the samples' prompts."""
-        vocab, bounds = Vocabulary.from_meta(self.meta), list(zip(self.test.starts[:-1], self.test.starts[1:]))
-        tunes = (self.test.tokens[a:b - 1].tolist() for a, b in bounds)
-        known = (ids for ids in tunes if vocab.unk_id not in tune_prompts(ids, vocab)[1])
-        return list(itertools.islice(known, count)) or [self.test.tokens[a:b - 1].tolist()
-                                                         for a, b in bounds[:count]]
 
 
 def best_main(argv):

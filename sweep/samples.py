@@ -38,6 +38,15 @@ def tune_prompts(ids, vocab, bars=OPENING_BARS):
     return header, header + body[:bar_ends[bars - 1] if len(bar_ends) >= bars else len(body)]
 
 
+def prompt_tunes(test, vocab, count):
+    """The ids of the first count tunes (or chunks) of a held-out split (its TuneHeaders) whose opening holds no
+    <unk> (of the first count tunes where none is so): their headers and openings are the samples' prompts."""
+    bounds = list(zip(test.starts[:-1], test.starts[1:]))
+    tunes = (test.tokens[a:b - 1].tolist() for a, b in bounds)
+    known = (ids for ids in tunes if vocab.unk_id not in tune_prompts(ids, vocab)[1])
+    return list(itertools.islice(known, count)) or [test.tokens[a:b - 1].tolist() for a, b in bounds[:count]]
+
+
 def sample_tunes(model, vocab, prompts, temperature, top_k, max_new_tokens, device, constrained=False):
     """One continuation of each prompt (token ids), those whose bodies are as long sampled as one batch:
     [(the continuation's ids up to the end of the tune, whether the model ended it)]. A continuation that
